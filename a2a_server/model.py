@@ -1,0 +1,162 @@
+"""The canonical task model: one shape for every wire generation (no I/O here).
+
+Dialects (``a2a_server.dialects``) translate between this model and the JSON of each protocol
+generation; the engine, the bus and the stores only ever see these types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class TaskState(StrEnum):
+    SUBMITTED = "submitted"
+    WORKING = "working"
+    INPUT_REQUIRED = "input-required"
+    AUTH_REQUIRED = "auth-required"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    REJECTED = "rejected"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+    @property
+    def interrupted(self) -> bool:
+        return self in _INTERRUPTED
+
+    @property
+    def settled(self) -> bool:
+        """Terminal or interrupted: a blocking send answers and a stream closes."""
+        return self in _TERMINAL or self in _INTERRUPTED
+
+
+_TERMINAL = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELED, TaskState.REJECTED})
+_INTERRUPTED = frozenset({TaskState.INPUT_REQUIRED, TaskState.AUTH_REQUIRED})
+
+
+class Role(StrEnum):
+    USER = "user"
+    AGENT = "agent"
+
+
+class Part(BaseModel):
+    """One piece of content. ``kind`` says which of the optional fields is set."""
+
+    kind: Literal["text", "file", "data"]
+    text: str | None = None
+    data: Any = None
+    # file parts: exactly one of raw (base64) or url
+    raw: str | None = None
+    url: str | None = None
+    name: str | None = None
+    media_type: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @classmethod
+    def of_text(cls, text: str) -> Part:
+        return cls(kind="text", text=text)
+
+
+class Message(BaseModel):
+    message_id: str = Field(default_factory=new_id)
+    role: Role
+    parts: list[Part]
+    context_id: str | None = None
+    task_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    reference_task_ids: list[str] | None = None
+    extensions: list[str] | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.parts if p.kind == "text" and p.text is not None)
+
+
+class Artifact(BaseModel):
+    artifact_id: str = Field(default_factory=new_id)
+    name: str | None = None
+    description: str | None = None
+    parts: list[Part]
+    metadata: dict[str, Any] | None = None
+    extensions: list[str] | None = None
+
+
+class TaskStatus(BaseModel):
+    state: TaskState
+    message: Message | None = None
+    timestamp: str = Field(default_factory=utc_now)
+
+
+class Task(BaseModel):
+    id: str
+    context_id: str
+    status: TaskStatus
+    artifacts: list[Artifact] = Field(default_factory=list)
+    history: list[Message] = Field(default_factory=list)
+    metadata: dict[str, Any] | None = None
+    # Which wire generation created the task: get/cancel/resubscribe answer in it by default.
+    dialect: str = "0.3"
+    skill: str = ""
+    owner: str = "anonymous"
+
+
+class StatusEvent(BaseModel):
+    task_id: str
+    context_id: str
+    status: TaskStatus
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def settles(self) -> bool:
+        return self.status.state.settled
+
+
+class ArtifactEvent(BaseModel):
+    task_id: str
+    context_id: str
+    artifact: Artifact
+    append: bool = False
+    last_chunk: bool = False
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def settles(self) -> bool:
+        return False
+
+
+class MessageEvent(BaseModel):
+    """A direct agent reply (no task on the wire): the only event of its stream."""
+
+    task_id: str
+    context_id: str
+    message: Message
+
+    @property
+    def settles(self) -> bool:
+        return True
+
+
+TaskEvent = StatusEvent | ArtifactEvent | MessageEvent
+
+
+class LoggedEvent(BaseModel):
+    """An event as stored in a task's log: ``id`` is per-task and strictly increasing (the SSE ``id:``)."""
+
+    id: int
+    event: TaskEvent

@@ -1,0 +1,188 @@
+"""The skill plugin interface: what a skill may assume, what it yields, how it is found.
+
+A skill is an object with a ``name``, a ``card()`` for the agent card and an async generator
+``run(ctx)`` of small events. It never sees JSON-RPC, SSE or the store.
+
+Contract of ``Skill.run``:
+- The engine calls it once per run of a task (a follow-up message to an input-required task
+  starts another run with the longer history) and iterates it to the end.
+- It yields ``Working``/``Status`` (a state change, optionally with an agent message and metadata),
+  ``Token`` (a chunk of the streamed text artifact), ``ArtifactOut`` (a whole artifact or a chunk)
+  and ``Reply`` (a direct message instead of a task; it ends the run).
+- Returning normally completes the task. Yielding a terminal or interrupted ``Status`` ends the run
+  in that state (the engine closes the generator). Raising fails the task with the error's text.
+- Cancel: ``ctx.cancelled`` is set; the skill should stop soon (``await ctx.sleep(s)`` returns
+  True at once when canceled) and may yield a last ``Status`` whose metadata (usage so far) is kept
+  on the final ``canceled`` status. If it has not stopped within the engine's grace period it is
+  cancelled with ``asyncio.CancelledError``.
+- Blocking work must not run on the event loop: use a thread that checks a stop flag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+from a2a_server.model import Artifact, Message, Part, TaskState
+
+ENTRY_POINT_GROUP = "a2a_server.skills"
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    state: TaskState
+    text: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A chunk of the task's streamed text artifact; ``last`` marks the final chunk when known."""
+
+    text: str
+    last: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactOut:
+    artifact: Artifact
+    append: bool = False
+    last_chunk: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    parts: list[Part]
+
+
+SkillEvent = Status | Token | ArtifactOut | Reply
+
+
+@dataclass
+class SkillContext:
+    task_id: str
+    context_id: str
+    message: Message
+    history: list[Message]
+    # params metadata overlaid with message metadata (message wins)
+    metadata: dict[str, Any]
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+    async def sleep(self, seconds: float) -> bool:
+        """Sleep, waking early on cancel; True when the task was canceled."""
+        if self.cancelled.is_set():
+            return True
+        try:
+            await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class SkillCard:
+    """What the agent card says about a skill."""
+
+    id: str
+    name: str
+    description: str
+    tags: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)
+    input_modes: list[str] = field(default_factory=lambda: ["text/plain"])
+    output_modes: list[str] = field(default_factory=lambda: ["text/plain"])
+
+
+class InvalidSkillParams(ValueError):
+    """Raised by ``Skill.validate``: the request is rejected with -32602 and this message."""
+
+
+@runtime_checkable
+class Skill(Protocol):
+    name: str
+
+    def card(self) -> SkillCard: ...
+
+    def validate(self, message: Message, metadata: Mapping[str, Any]) -> None:
+        """Reject bad parameters before a task exists (raise InvalidSkillParams)."""
+        ...
+
+    async def start(self) -> None:
+        """Prepare (load models...). Called once in the app's lifespan."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def ready(self) -> str | None:
+        """None when ready to serve; otherwise why not (shown by /readyz)."""
+        ...
+
+    def run(self, ctx: SkillContext) -> AsyncIterator[SkillEvent]: ...
+
+
+class BaseSkill:
+    """Defaults for the optional parts of the protocol."""
+
+    name = "base"
+
+    def validate(self, message: Message, metadata: Mapping[str, Any]) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def ready(self) -> str | None:
+        return None
+
+
+class UnknownSkill(LookupError):
+    pass
+
+
+def load_skill(spec: str) -> Skill:
+    """Instantiate a skill from an entry-point name (``echo``) or an import string (``pkg.mod:Class``)."""
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+    else:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
+        if not found:
+            known = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+            raise UnknownSkill(f"unknown skill {spec!r}; installed skills: {', '.join(known)}")
+        factory = found[0].load()
+    skill = factory()
+    if not isinstance(skill, Skill):
+        raise TypeError(f"{spec!r} does not implement the Skill protocol")
+    return skill
+
+
+class SkillRegistry:
+    """The enabled skills; the first is the default."""
+
+    def __init__(self, skills: Iterable[Skill]) -> None:
+        self._skills = {s.name: s for s in skills}
+        if not self._skills:
+            raise ValueError("at least one skill must be enabled")
+        self.default = next(iter(self._skills))
+
+    def __iter__(self) -> Any:
+        return iter(self._skills.values())
+
+    def names(self) -> list[str]:
+        return list(self._skills)
+
+    def get(self, name: str | None) -> Skill:
+        skill = self._skills.get(name or self.default)
+        if skill is None:
+            raise UnknownSkill(f"unknown skill {name!r}; enabled skills: {', '.join(self._skills)}")
+        return skill
