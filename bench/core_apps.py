@@ -1,0 +1,152 @@
+"""The two apps under test: how to start them pinned to a core, stop them, and check their work.
+
+Every app runs under the same Python and uvicorn on a free loopback port; its pid is listed in
+``bench/results/.pids`` while it runs so that ``bench/run``'s trap can stop it if this process is
+killed outright.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+RESULTS = ROOT / "bench" / "results"
+PIDFILE = RESULTS / ".pids"
+HOST = "127.0.0.1"
+WORDS = 100  # words per streamed message = artifact chunk events per stream
+
+# `a2a-server serve` runs uvicorn with these settings (a2a_server/cli.py); the bare app must run
+# under the same ones or the ratio means nothing.
+UVICORN_FLAGS = ["--loop", "asyncio", "--http", "h11", "--no-access-log", "--log-level", "warning"]
+
+APPS: dict[str, list[str]] = {
+    "a2a-server": [str(BIN / "a2a-server"), "serve", "--host", HOST, "--port", "{port}", "--skills", "echo"],
+    "bare": [str(BIN / "python"), "-m", "uvicorn", "bench.bare_app:app", "--host", HOST, "--port", "{port}"]
+    + UVICORN_FLAGS,
+}
+
+
+@dataclass(frozen=True)
+class Checked:
+    send_bytes: int  # body of one SendMessage reply
+    stream_wire_bytes: int  # one whole stream as wrk reads it: status line, headers, chunked body
+    events: int  # SSE events with data in one stream
+    chunks: int  # of which artifact-update chunks
+    ids: int  # of which carry an id
+
+
+def request_body(method: str, text: str) -> bytes:
+    message = {"messageId": "m1", "role": "ROLE_USER", "parts": [{"text": text}]}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": {"message": message}}).encode()
+
+
+def stream_text() -> str:
+    return " ".join(f"w{i}" for i in range(1, WORDS + 1))  # same text as bench/wrk/stream.lua
+
+
+def _post(port: int, body: bytes) -> tuple[int, str, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request("POST", "/a2a", body, {"Content-Type": "application/json", "A2A-Version": "1.0"})
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("content-type", ""), resp.read()
+    finally:
+        conn.close()
+
+
+def _wire_bytes(port: int, body: bytes) -> int:
+    """Bytes of one keep-alive response on the wire, counted the way wrk counts them."""
+    head = (
+        f"POST /a2a HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+        f"A2A-Version: 1.0\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((HOST, port), timeout=30) as sock:
+        sock.sendall(head.encode() + body)
+        got = b""
+        while not got.endswith(b"\r\n0\r\n\r\n"):
+            data = sock.recv(65536)
+            if not data:
+                break
+            got += data
+    return len(got)
+
+
+def check(app: str, port: int) -> Checked:
+    """One send and one stream by hand; fail loudly if the app does not do the work wrk will count."""
+    status, _, raw = _post(port, request_body("SendMessage", "hello"))
+    if status != 200 or "result" not in json.loads(raw):
+        raise SystemExit(f"{app}: SendMessage answered {status} {raw[:300]!r}")
+    send_bytes = len(raw)
+    body = request_body("SendStreamingMessage", stream_text())
+    status, ctype, raw = _post(port, body)
+    frames = [f for f in raw.decode().replace("\r\n", "\n").split("\n\n") if "data:" in f]
+    chunks = [f for f in frames if "artifactUpdate" in f]
+    if status != 200 or not ctype.startswith("text/event-stream") or len(chunks) != WORDS:
+        raise SystemExit(
+            f"{app}: stream answered {status} {ctype} with {len(chunks)} chunk events, not {WORDS}"
+        )
+    ids = sum(1 for f in frames if re.search(r"^id:", f, re.MULTILINE))
+    return Checked(send_bytes, _wire_bytes(port, body), len(frames), len(chunks), ids)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/healthz", timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def running(app: str, cpu: int, log: Path) -> Iterator[int]:
+    """Start ``app`` pinned to ``cpu``, yield its port once /healthz answers, always stop it."""
+    port = _free_port()
+    argv = ["taskset", "-c", str(cpu), *(a.format(port=port) for a in APPS[app])]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    with PIDFILE.open("a") as f:
+        f.write(f"{proc.pid}\n")
+    try:
+        deadline = time.monotonic() + 30
+        while not _healthy(port):
+            if proc.poll() is not None:
+                raise SystemExit(f"{app} exited with {proc.returncode}; see {log}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{app} not healthy after 30 s; see {log}")
+            time.sleep(0.1)
+        yield port
+    finally:
+        _stop(proc)
+        kept = [line for line in PIDFILE.read_text().splitlines() if line != str(proc.pid)]
+        PIDFILE.write_text("".join(f"{line}\n" for line in kept))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
