@@ -114,6 +114,8 @@ class Task(BaseModel):
     dialect: str = "0.3"
     skill: str = ""
     owner: str = "anonymous"
+    # set when the skill answered with a direct message instead of working on a task
+    reply: Message | None = None
 
 
 class StatusEvent(BaseModel):
@@ -134,6 +136,8 @@ class ArtifactEvent(BaseModel):
     append: bool = False
     last_chunk: bool = False
     metadata: dict[str, Any] | None = None
+    # position of the artifact in the task (0.1 renders it as ``index``)
+    index: int = 0
 
     @property
     def settles(self) -> bool:

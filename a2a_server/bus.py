@@ -1,0 +1,103 @@
+"""Fan-out of a task's logged events to its live subscribers.
+
+Contract of ``EventBus.subscribe``:
+- The subscriber sees every event published for its task after it subscribed, in publish order.
+- Each subscriber has a bounded buffer. ``publish`` never waits: when a subscriber's buffer is full
+  the subscriber is dropped (``dropped`` becomes True, its iterator stops) and the others go on.
+  A dropped client resumes with ``Last-Event-ID``; the log, not the bus, is the memory.
+- ``close()`` on a subscription detaches it at once; the owner must call it (``async with``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from types import TracebackType
+
+from a2a_server.model import LoggedEvent
+
+
+class Subscription:
+    def __init__(self, bus: EventBus, task_id: str, limit: int) -> None:
+        self._bus = bus
+        self.task_id = task_id
+        self._limit = limit
+        self._buffer: deque[LoggedEvent] = deque()
+        self._wakeup = asyncio.Event()
+        self.dropped = False
+        self.closed = False
+
+    def _push(self, event: LoggedEvent) -> bool:
+        if len(self._buffer) >= self._limit:
+            self.dropped = True
+            self._buffer.clear()
+            self._wakeup.set()
+            return False
+        self._buffer.append(event)
+        self._wakeup.set()
+        return True
+
+    async def next(self) -> LoggedEvent | None:
+        """The next event, or None once dropped or closed."""
+        while not self._buffer:
+            if self.dropped or self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self.dropped:
+            return None
+        return self._buffer.popleft()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._wakeup.set()
+            self._bus._detach(self)
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class EventBus:
+    def __init__(self, buffer_limit: int = 1024) -> None:
+        self.buffer_limit = buffer_limit
+        self._subscribers: dict[str, list[Subscription]] = {}
+
+    def subscribe(self, task_id: str) -> Subscription:
+        sub = Subscription(self, task_id, self.buffer_limit)
+        self._subscribers.setdefault(task_id, []).append(sub)
+        return sub
+
+    def publish(self, task_id: str, event: LoggedEvent) -> None:
+        subs = self._subscribers.get(task_id)
+        if not subs:
+            return
+        for sub in list(subs):
+            if not sub._push(event):
+                self._detach(sub)
+
+    def subscriber_count(self, task_id: str | None = None) -> int:
+        if task_id is not None:
+            return len(self._subscribers.get(task_id, ()))
+        return sum(len(s) for s in self._subscribers.values())
+
+    def close_all(self) -> None:
+        for subs in list(self._subscribers.values()):
+            for sub in list(subs):
+                sub.close()
+
+    def _detach(self, sub: Subscription) -> None:
+        subs = self._subscribers.get(sub.task_id)
+        if subs is None:
+            return
+        try:
+            subs.remove(sub)
+        except ValueError:
+            return
+        if not subs:
+            del self._subscribers[sub.task_id]

@@ -1,0 +1,83 @@
+"""The agent card, in the shape each generation's clients accept (A2A-PROTOCOL.md §2).
+
+- 1.0 (``A2A-Version: 1.0``): ``supportedInterfaces`` only; a strict 1.0 validator rejects the 0.3 keys.
+- otherwise (0.3 and 0.1 clients, which send no header): the 0.3 keys ``url``, ``protocolVersion``,
+  ``preferredTransport``, ``additionalInterfaces`` plus ``supportedInterfaces`` for 1.0 clients that
+  read a compat card. It is also a valid 0.1 card (name, url, version, capabilities, skills).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from a2a_server.skill import SkillCard, SkillRegistry
+
+JSON = dict[str, Any]
+_DEFAULT_FILE = Path(__file__).resolve().parent.parent / "agent_card.json"
+_FALLBACK: JSON = {
+    "name": "a2a-server",
+    "description": "An A2A agent task server.",
+    "version": "0.1.0",
+    "defaultInputModes": ["text/plain"],
+    "defaultOutputModes": ["text/plain"],
+}
+
+
+def load_static(path: Path | None) -> JSON:
+    """The static fields; an explicit path that is missing or broken is an error, the default is optional."""
+    if path is None:
+        if not _DEFAULT_FILE.is_file():
+            return dict(_FALLBACK)
+        path = _DEFAULT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"agent card file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"agent card file {path}: must hold a JSON object")
+    return {**_FALLBACK, **data}
+
+
+def _skill(card: SkillCard) -> JSON:
+    out: JSON = {
+        "id": card.id,
+        "name": card.name,
+        "description": card.description,
+        "tags": card.tags,
+        "inputModes": card.input_modes,
+        "outputModes": card.output_modes,
+    }
+    if card.examples:
+        out["examples"] = card.examples
+    return out
+
+
+def build(static: JSON, skills: SkillRegistry, base_url: str, version: str) -> JSON:
+    """The card for ``version`` ("1.0" or anything older) served at ``base_url``."""
+    rpc_url = base_url.rstrip("/") + "/a2a"
+    skills_json = [_skill(s.card()) for s in skills]
+    interfaces = [
+        {"url": rpc_url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
+        {"url": rpc_url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+    ]
+    card: JSON = {
+        **{k: v for k, v in static.items() if k not in ("skills", "capabilities")},
+        "supportedInterfaces": interfaces,
+        "capabilities": {"streaming": True, "pushNotifications": False, "extendedAgentCard": False},
+        "skills": skills_json,
+    }
+    if version == "1.0":
+        return card
+    card["capabilities"] = {"streaming": True, "pushNotifications": False, "stateTransitionHistory": True}
+    card.update(
+        {
+            "url": rpc_url,
+            "protocolVersion": "0.3.0",
+            "preferredTransport": "JSONRPC",
+            "additionalInterfaces": [{"url": rpc_url, "transport": "JSONRPC"}],
+            "supportsAuthenticatedExtendedCard": False,
+        }
+    )
+    return card

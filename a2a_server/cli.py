@@ -1,0 +1,93 @@
+"""``a2a-server``: parses flags into Settings and calls; nothing else lives here.
+
+Subcommands: ``serve``, ``card``, plus any command a plugin registers in the entry-point group
+``a2a_server.commands`` (the inference skill adds ``models``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from a2a_server.config import Settings
+
+COMMAND_GROUP = "a2a_server.commands"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="a2a-server", description="An A2A agent task server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (("serve", "run the server"), ("card", "print the agent card")):
+        p = sub.add_parser(name, help=help_text, description=f"{help_text}; every flag is also an A2A_* variable")
+        p.add_argument("--skills", help="comma-separated skills to enable; the first is the default (A2A_SKILLS)")
+        p.add_argument("--public-url", help="URL the card advertises (A2A_PUBLIC_URL); default: the request's host")
+        p.add_argument("--card-file", type=Path, help="JSON file with the card's static fields (A2A_CARD_FILE)")
+        if name == "serve":
+            p.add_argument("--host", help="bind address (A2A_HOST, default 127.0.0.1)")
+            p.add_argument("--port", type=int, help="port (A2A_PORT, default 8000)")
+            p.add_argument("--keepalive-seconds", type=float, help="SSE keepalive comment interval (default 15)")
+            p.add_argument("--max-body-bytes", type=int, help="largest accepted request body (default 1 MiB)")
+            p.add_argument("--blocking-timeout", type=float, help="longest wait of a blocking send (default 60 s)")
+            p.add_argument("--log-level", help="debug, info, warning (default info)")
+        else:
+            p.add_argument("--version", dest="card_version", default="0.3", help="1.0 or 0.3 (default 0.3)")
+    for ep in entry_points(group=COMMAND_GROUP):
+        sub.add_parser(ep.name, help=f"(plugin) {ep.value}", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    plugins = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+    if argv and argv[0] in plugins:
+        result: int = plugins[argv[0]].load()(argv[1:])
+        return result
+    args = _parser().parse_args(argv)
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "card_version")}
+    if overrides.get("skills"):
+        overrides["skills"] = [s.strip() for s in overrides["skills"].split(",") if s.strip()]
+    try:
+        settings = Settings.from_env(**overrides)
+    except ValueError as exc:
+        print(f"a2a-server: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "card":
+        return _card(settings, args.card_version)
+    return _serve(settings)
+
+
+def _card(settings: Settings, version: str) -> int:
+    from a2a_server import card
+    from a2a_server.skill import SkillRegistry, load_skill
+
+    registry = SkillRegistry(load_skill(name) for name in settings.skills)
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    print(json.dumps(card.build(card.load_static(settings.card_file), registry, base, version), indent=2))
+    return 0
+
+
+def _serve(settings: Settings) -> int:
+    import uvicorn
+
+    from a2a_server.app import create_app
+    from a2a_server.skill import UnknownSkill
+
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(settings)
+    except (UnknownSkill, ValueError, TypeError) as exc:
+        print(f"a2a-server: {exc}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        access_log=False,
+    )
+    return 0

@@ -1,0 +1,59 @@
+"""Settings are data: built from flags and ``A2A_*`` environment variables by the CLI, or directly in tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SKILLS = ["echo", "conformance", "inference"]
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    skills: list[str] = field(default_factory=lambda: list(DEFAULT_SKILLS))
+    public_url: str | None = None
+    card_file: Path | None = None
+    keepalive_seconds: float = 15.0
+    max_body_bytes: int = 1024 * 1024
+    # how long a blocking send waits for the task to settle before returning it as it is
+    blocking_timeout: float = 60.0
+    subscriber_buffer: int = 1024
+    cancel_grace: float = 2.0
+    shutdown_grace: float = 10.0
+    # end a send to a client that stopped reading after this long (sse-starlette send_timeout)
+    send_timeout: float = 30.0
+    card_max_age: int = 300
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``A2A_<FIELD>`` variables, then explicit overrides (flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"A2A_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _coerce(name: str, raw: str) -> Any:
+    default = Settings.__dataclass_fields__[name]
+    kind = default.type
+    try:
+        if name == "skills":
+            return [s.strip() for s in raw.split(",") if s.strip()]
+        if name == "card_file":
+            return Path(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"A2A_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

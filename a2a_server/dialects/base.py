@@ -1,0 +1,110 @@
+"""What every dialect provides, and the canonical requests it parses into."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from a2a_server.errors import REASONS, InvalidParams
+from a2a_server.model import LoggedEvent, Message, Task, TaskEvent
+
+JSON = dict[str, Any]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(slots=True)
+class SendRequest:
+    """A send/stream request in canonical form."""
+
+    message: Message
+    task_id: str | None = None
+    context_id: str | None = None
+    skill: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    blocking: bool = True
+    history_length: int | None = None
+    # v0.1 clients choose the task id; later generations let the server choose.
+    client_task_id: bool = False
+
+
+@dataclass(slots=True)
+class TaskQuery:
+    id: str
+    history_length: int | None = None
+
+
+def validate(model: type[M], params: Any) -> M:
+    """Validate ``params`` into ``model``; a failure names every offending field."""
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}" for err in exc.errors()
+        )
+        raise InvalidParams(f"Invalid params: {problems}") from None
+
+
+def drop_none(d: JSON) -> JSON:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def truncate_history(history: list[Message], history_length: int | None) -> list[Message]:
+    if history_length is None:
+        return history
+    return history[-history_length:] if history_length > 0 else []
+
+
+class Dialect(ABC):
+    version: str
+
+    @abstractmethod
+    def parse_send(self, params: Any) -> SendRequest: ...
+
+    @abstractmethod
+    def parse_task_query(self, params: Any) -> TaskQuery: ...
+
+    @abstractmethod
+    def task(self, task: Task, history_length: int | None = None) -> JSON: ...
+
+    @abstractmethod
+    def message(self, message: Message) -> JSON: ...
+
+    @abstractmethod
+    def event(self, event: TaskEvent) -> JSON: ...
+
+    @abstractmethod
+    def send_result(self, task: Task, reply: Message | None, history_length: int | None) -> JSON:
+        """The result of a non-streaming send: the task, or the direct reply where the dialect has one."""
+
+    @abstractmethod
+    def stream_item(self, item: Task | LoggedEvent) -> JSON:
+        """The ``result`` of one SSE frame."""
+
+    def stream_starts_with_task(self) -> bool:
+        """Whether a new stream opens with a Task snapshot (0.3 and 1.0) or with the first status (0.1)."""
+        return True
+
+    def error_data(self, code: int, details: dict[str, Any] | None) -> Any:
+        return details
+
+    def error(self, code: int, message: str, details: dict[str, Any] | None = None) -> JSON:
+        err: JSON = {"code": code, "message": message}
+        data = self.error_data(code, details)
+        if data is not None:
+            err["data"] = data
+        return err
+
+
+def error_info(code: int, details: dict[str, Any] | None) -> list[JSON]:
+    """The 1.0 error ``data``: an array holding one google.rpc.ErrorInfo."""
+    info: JSON = {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": REASONS.get(code, "UNKNOWN"),
+        "domain": "a2a-protocol.org",
+    }
+    if details:
+        info["metadata"] = {k: str(v) for k, v in details.items()}
+    return [info]

@@ -1,0 +1,349 @@
+"""The task engine: drives one skill run per task, numbers events, writes the store, feeds the bus.
+
+Lifecycle of a run (the only writer of its task):
+
+    submit ──► store.save(submitted) ──► job starts
+    job: first skill event ──► Reply? ─yes─► log MessageEvent, task completed
+                              └─no──► log status submitted (working when continuing), then each event
+         skill returns            ──► completed
+         skill yields settled Status ──► that state (input-required ends the run, not the task)
+         skill raises             ──► failed, with the error text
+         cancel requested         ──► canceled, keeping the metadata of the skill's last Status
+    final status ──► store.append ──► run removed ──► bus.publish (no await in between)
+
+Execution is decoupled from HTTP: nothing here knows whether anyone is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2a_server.bus import EventBus
+from a2a_server.dialects.base import SendRequest
+from a2a_server.errors import (
+    InvalidParams,
+    TaskNotCancelable,
+    TaskNotFound,
+    UnsupportedOperation,
+)
+from a2a_server.model import (
+    Artifact,
+    ArtifactEvent,
+    LoggedEvent,
+    Message,
+    MessageEvent,
+    Part,
+    Role,
+    StatusEvent,
+    Task,
+    TaskEvent,
+    TaskState,
+    TaskStatus,
+    new_id,
+)
+from a2a_server.skill import (
+    ArtifactOut,
+    InvalidSkillParams,
+    Reply,
+    SkillContext,
+    SkillEvent,
+    SkillRegistry,
+    Status,
+    Token,
+    UnknownSkill,
+)
+from a2a_server.stores.base import TaskStore
+
+log = logging.getLogger("a2a_server.tasks")
+
+
+@dataclass
+class _Run:
+    task: Task
+    ctx: SkillContext
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    job: asyncio.Task[None] | None = None
+    # the streamed text artifact of this run (Token events)
+    stream_artifact: Artifact | None = None
+    stream_closed: bool = False
+
+
+class ShuttingDown(UnsupportedOperation):
+    pass
+
+
+class Engine:
+    def __init__(self, store: TaskStore, bus: EventBus, skills: SkillRegistry, *, cancel_grace: float = 2.0) -> None:
+        self.store = store
+        self.bus = bus
+        self.skills = skills
+        self.cancel_grace = cancel_grace
+        self._runs: dict[str, _Run] = {}
+        self._closing = False
+
+    # ----------------------------------------------------------------- submit
+
+    async def submit(self, req: SendRequest, dialect: str) -> Task:
+        """Create a task (or continue an interrupted one) and start its skill; returns at once."""
+        if self._closing:
+            raise ShuttingDown("The server is shutting down and takes no new tasks")
+        existing = await self.store.get(req.task_id) if req.task_id else None
+        if existing is not None:
+            task = self._continue(existing, req)
+        elif req.task_id and not req.client_task_id:
+            raise TaskNotFound(req.task_id)
+        else:
+            task = self._new_task(req, dialect)
+        skill = self._skill(task.skill or req.skill)
+        task.skill = skill.name
+        try:
+            skill.validate(req.message, req.metadata)
+        except InvalidSkillParams as exc:
+            raise InvalidParams(f"Invalid params: {exc}") from None
+        req.message.task_id, req.message.context_id = task.id, task.context_id
+        task.history.append(req.message)
+        await self.store.save(task)
+        ctx = SkillContext(
+            task_id=task.id,
+            context_id=task.context_id,
+            message=req.message,
+            history=list(task.history[:-1]),
+            metadata=req.metadata,
+        )
+        run = _Run(task=task, ctx=ctx)
+        self._runs[task.id] = run
+        run.job = asyncio.create_task(self._drive(run, skill.run(ctx), continuing=existing is not None))
+        return task
+
+    def _skill(self, name: str | None) -> Any:
+        try:
+            return self.skills.get(name)
+        except UnknownSkill as exc:
+            raise InvalidParams(f"Invalid params: {exc.args[0]}", {"skills": ",".join(self.skills.names())}) from None
+
+    def _new_task(self, req: SendRequest, dialect: str) -> Task:
+        return Task(
+            id=req.task_id or new_id(),
+            context_id=req.context_id or new_id(),
+            status=TaskStatus(state=TaskState.SUBMITTED),
+            dialect=dialect,
+            skill=req.skill or "",
+        )
+
+    def _continue(self, task: Task, req: SendRequest) -> Task:
+        state = task.status.state
+        if state.interrupted:
+            return task
+        if state.terminal:
+            raise UnsupportedOperation(f"Task {task.id} is {state.value}; a terminal task cannot take new messages")
+        raise UnsupportedOperation(f"Task {task.id} is still {state.value}; wait until it needs input, or cancel it")
+
+    # -------------------------------------------------------------------- run
+
+    async def _drive(self, run: _Run, events: AsyncIterator[SkillEvent], continuing: bool) -> None:
+        task, final = run.task, Status(TaskState.COMPLETED)
+        started = False
+        try:
+            async for ev in events:
+                if not started:
+                    started = True
+                    if isinstance(ev, Reply) and not continuing:
+                        await self._reply(run, ev)
+                        return
+                    first = TaskState.WORKING if continuing else TaskState.SUBMITTED
+                    await self._status(run, TaskStatus(state=first))
+                if isinstance(ev, Status):
+                    if ev.state.settled or run.ctx.cancelled.is_set():
+                        final = ev
+                        break
+                    await self._status(run, TaskStatus(state=ev.state, message=self._agent(run, ev.text)), ev.metadata)
+                elif isinstance(ev, Token):
+                    await self._token(run, ev)
+                elif isinstance(ev, ArtifactOut):
+                    await self._artifact(run, ev.artifact, ev.append, ev.last_chunk)
+                else:
+                    final = Status(TaskState.COMPLETED)
+                    run.task.history.append(self._reply_message(run, ev))
+                    break
+        except asyncio.CancelledError:
+            final = Status(TaskState.CANCELED, metadata=final.metadata)
+        except Exception as exc:  # a skill's bug fails its task, never the server
+            log.exception("task %s: skill %s raised", task.id, task.skill)
+            final = Status(TaskState.FAILED, text=f"{type(exc).__name__}: {exc}")
+        finally:
+            await _aclose(events)
+        if not started:
+            first = TaskState.WORKING if continuing else TaskState.SUBMITTED
+            await self._status(run, TaskStatus(state=first))
+        if run.ctx.cancelled.is_set():
+            final = Status(TaskState.CANCELED, final.text, final.metadata)
+        await self._finish(run, final)
+
+    async def _finish(self, run: _Run, final: Status) -> None:
+        if run.stream_artifact is not None and not run.stream_closed:
+            await self._token(run, Token("", last=True))
+        message = self._agent(run, final.text)
+        if message is not None:
+            run.task.history.append(message)
+        if final.metadata:
+            run.task.metadata = {**(run.task.metadata or {}), **final.metadata}
+        await self._status(run, TaskStatus(state=final.state, message=message), final.metadata)
+
+    async def _reply(self, run: _Run, ev: Reply) -> None:
+        message = self._reply_message(run, ev)
+        task = run.task
+        task.reply = message
+        task.history.append(message)
+        task.status = TaskStatus(state=TaskState.COMPLETED, message=message)
+        await self._publish(run, MessageEvent(task_id=task.id, context_id=task.context_id, message=message))
+
+    def _reply_message(self, run: _Run, ev: Reply) -> Message:
+        return Message(role=Role.AGENT, parts=ev.parts, task_id=run.task.id, context_id=run.task.context_id)
+
+    def _agent(self, run: _Run, text: str | None) -> Message | None:
+        if text is None:
+            return None
+        return Message(role=Role.AGENT, parts=[Part.of_text(text)], task_id=run.task.id, context_id=run.task.context_id)
+
+    async def _status(self, run: _Run, status: TaskStatus, metadata: dict[str, Any] | None = None) -> None:
+        task = run.task
+        if status.state != task.status.state:
+            log.info("task %s [%s] %s -> %s", task.id, task.skill, task.status.state.value, status.state.value)
+        task.status = status
+        if status.state.settled or status.state == TaskState.WORKING:
+            await self.store.save(task)
+        await self._publish(run, StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata))
+
+    async def _token(self, run: _Run, ev: Token) -> None:
+        art = run.stream_artifact
+        append = art is not None
+        if art is None:
+            art = run.stream_artifact = Artifact(name="output", parts=[Part.of_text("")])
+            run.task.artifacts.append(art)
+        text_part = art.parts[0]
+        text_part.text = (text_part.text or "") + ev.text
+        run.stream_closed = ev.last
+        chunk = Artifact(artifact_id=art.artifact_id, name=art.name, parts=[Part.of_text(ev.text)])
+        await self._publish(run, self._artifact_event(run, chunk, append, ev.last))
+
+    async def _artifact(self, run: _Run, artifact: Artifact, append: bool, last_chunk: bool) -> None:
+        existing = next((a for a in run.task.artifacts if a.artifact_id == artifact.artifact_id), None)
+        if existing is not None and append:
+            existing.parts.extend(artifact.parts)
+        elif existing is not None:
+            existing.parts = list(artifact.parts)
+        else:
+            run.task.artifacts.append(artifact.model_copy(deep=True))
+        await self._publish(run, self._artifact_event(run, artifact, append, last_chunk))
+
+    def _artifact_event(self, run: _Run, artifact: Artifact, append: bool, last_chunk: bool) -> ArtifactEvent:
+        index = next(i for i, a in enumerate(run.task.artifacts) if a.artifact_id == artifact.artifact_id)
+        return ArtifactEvent(
+            task_id=run.task.id,
+            context_id=run.task.context_id,
+            artifact=artifact,
+            append=append,
+            last_chunk=last_chunk,
+            index=index,
+        )
+
+    async def _publish(self, run: _Run, event: TaskEvent) -> None:
+        logged = await self.store.append(run.task.id, event)
+        if event.settles:
+            # no await from here to publish: a reader that saw this event in the log sees the run gone
+            await self.store.save(run.task)
+            self._runs.pop(run.task.id, None)
+            run.settled.set()
+        self.bus.publish(run.task.id, logged)
+
+    # ------------------------------------------------------------ queries
+
+    async def get(self, task_id: str) -> Task:
+        task = await self.store.get(task_id)
+        if task is None:
+            raise TaskNotFound(task_id)
+        return task
+
+    def running(self, task_id: str) -> bool:
+        return task_id in self._runs
+
+    async def wait(self, task_id: str, timeout: float) -> Task:
+        """Wait until the task is terminal or interrupted, at most ``timeout`` seconds; return it as it is."""
+        run = self._runs.get(task_id)
+        if run is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(run.settled.wait()), timeout)
+            except TimeoutError:
+                pass
+        return await self.get(task_id)
+
+    async def cancel(self, task_id: str) -> Task:
+        task = await self.get(task_id)
+        if task.status.state.terminal:
+            raise TaskNotCancelable(
+                f"Task {task_id} is already {task.status.state.value} and cannot be canceled", {"taskId": task_id}
+            )
+        run = self._runs.get(task_id)
+        if run is None:  # interrupted: no skill is running, end it here
+            run = _Run(task=task, ctx=SkillContext(task.id, task.context_id, task.history[-1], [], {}))
+            run.ctx.cancelled.set()
+            self._runs[task_id] = run
+            await self._finish(run, Status(TaskState.CANCELED))
+        else:
+            await self._stop(run, self.cancel_grace)
+        return await self.get(task_id)
+
+    async def _stop(self, run: _Run, grace: float) -> None:
+        run.ctx.cancelled.set()
+        if run.job is None:
+            return
+        _, pending = await asyncio.wait({run.job}, timeout=grace)
+        if pending:
+            run.job.cancel()
+            await asyncio.wait({run.job})
+
+    async def events(self, task_id: str, after: int = 0) -> AsyncIterator[LoggedEvent]:
+        """The task's events with id > ``after``: the log first, then live ones; ends after a settling event.
+
+        A settling event inside the replayed log ends the stream only when it is the newest one (a
+        continued input-required task has more). Stops early (returns) if this subscriber is dropped.
+        """
+        async with self.bus.subscribe(task_id) as sub:
+            backlog = await self.store.read_after(task_id, after)
+            last = after
+            for le in backlog:
+                yield le
+                last = le.id
+            if backlog and backlog[-1].event.settles or task_id not in self._runs:
+                return
+            while (le := await sub.next()) is not None:
+                if le.id <= last:
+                    continue
+                yield le
+                if le.event.settles:
+                    return
+
+    async def close(self, grace: float) -> None:
+        """Take no new tasks, give running ones ``grace`` seconds, then cancel the rest."""
+        self._closing = True
+        runs = list(self._runs.values())
+        if runs:
+            jobs = {r.job for r in runs if r.job is not None}
+            _, pending = await asyncio.wait(jobs, timeout=grace) if jobs else (set(), set())
+            for r in runs:
+                if r.job in pending:
+                    await self._stop(r, 0.5)
+        self.bus.close_all()
+
+
+async def _aclose(events: AsyncIterator[SkillEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # a skill's cleanup bug must not hide the task's outcome
+            log.exception("skill generator raised while closing")

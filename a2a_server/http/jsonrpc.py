@@ -1,0 +1,106 @@
+"""POST /a2a and /a2a/stream: read the body, dispatch it, answer JSON or an SSE stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from a2a_server.dialects import V03, V10
+from a2a_server.errors import INVALID_PARAMS, INVALID_REQUEST, VersionNotSupported
+from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
+from a2a_server.operations import Call, frames
+from a2a_server.rpc import Streamed, error_response
+
+_JSON_TYPES = ("application/json", "application/json-rpc", "application/jsonrequest")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(dumps(obj), status_code=status, media_type="application/json")
+
+
+async def rpc_endpoint(request: Request) -> Response:
+    return await _handle(request, stream_path=False)
+
+
+async def stream_endpoint(request: Request) -> Response:
+    return await _handle(request, stream_path=True)
+
+
+async def _handle(request: Request, stream_path: bool) -> Response:
+    state = app_state(request)
+    try:
+        version = requested_version(request)
+    except BadVersion as exc:
+        return json_response(error_response(V10, VersionNotSupported.code_value, str(exc)))
+    dialect = V10 if version == "1.0" else V03
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in _JSON_TYPES and not content_type.endswith("+json"):
+        got = content_type or "no Content-Type"
+        message = f"Invalid request: Content-Type must be application/json, got {got}"
+        return json_response(error_response(dialect, INVALID_REQUEST, message), 415)
+    body = await _read_body(request, state.settings.max_body_bytes)
+    if isinstance(body, Response):
+        return body
+    last_event_id = request.headers.get("last-event-id")
+    call = Call(version=version, stream_path=stream_path, blocking_timeout=state.settings.blocking_timeout)
+    if last_event_id is not None:
+        try:
+            call.last_event_id = int(last_event_id)
+            if call.last_event_id < 0:
+                raise ValueError
+        except ValueError:
+            message = f"Invalid params: Last-Event-ID must be a non-negative event id, got {last_event_id!r}"
+            return json_response(error_response(dialect, INVALID_PARAMS, message))
+    answer = await state.dispatcher.handle(body, call)
+    if answer is None:
+        return Response(status_code=204)
+    if isinstance(answer, Streamed):
+        return _sse(state, answer)
+    return json_response(answer)
+
+
+async def _read_body(request: Request, limit: int) -> bytes | Response:
+    def too_large(size: str) -> Response:
+        message = f"Invalid request: the body is {size} bytes; the limit is {limit} bytes"
+        return json_response(error_response(V03, INVALID_REQUEST, message), 413)
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return too_large(declared)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return too_large(f"more than {limit}")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return Response(status_code=400)
+    return b"".join(chunks)
+
+
+def _sse(state: AppState, answer: Streamed) -> Response:
+    settings = state.settings
+    return EventSourceResponse(
+        _events(state, answer),
+        ping=settings.keepalive_seconds,
+        send_timeout=settings.send_timeout,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(state: AppState, answer: Streamed) -> AsyncIterator[ServerSentEvent]:
+    request_id = answer.request_id
+    async for event_id, result in frames(state.engine, answer.plan):
+        envelope = {"jsonrpc": "2.0", "id": request_id, "result": result}
+        yield ServerSentEvent(data=dumps(envelope), id=str(event_id))

@@ -1,0 +1,74 @@
+"""THE table of wire methods: name → (dialect, operation, streaming).
+
+Adding a wire method is one row here and, for a new operation, one handler in ``operations.py``.
+A ``None`` dialect marks a name shared by 0.1 and 0.3 with different shapes (``tasks/get`` …):
+the ``A2A-Version`` header picks the dialect, else the dialect the task was created in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from a2a_server.dialects import V01, V03, V10, Dialect
+
+
+class Op(Enum):
+    SEND = "send"
+    STREAM = "stream"
+    GET = "get"
+    LIST = "list"
+    CANCEL = "cancel"
+    RESUBSCRIBE = "resubscribe"
+    PUSH_CONFIG = "push-config"
+    EXTENDED_CARD = "extended-card"
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    name: str
+    dialect: Dialect | None
+    op: Op
+
+    @property
+    def streaming(self) -> bool:
+        return self.op in (Op.STREAM, Op.RESUBSCRIBE)
+
+    @property
+    def creates_task(self) -> bool:
+        return self.op in (Op.SEND, Op.STREAM)
+
+
+_ROWS: list[tuple[str, Dialect | None, Op]] = [
+    # v0.1
+    ("tasks/send", V01, Op.SEND),
+    ("tasks/sendSubscribe", V01, Op.STREAM),
+    ("tasks/pushNotification/set", V01, Op.PUSH_CONFIG),
+    ("tasks/pushNotification/get", V01, Op.PUSH_CONFIG),
+    # shared by v0.1 and v0.3
+    ("tasks/get", None, Op.GET),
+    ("tasks/cancel", None, Op.CANCEL),
+    ("tasks/resubscribe", None, Op.RESUBSCRIBE),
+    # v0.2 / v0.3
+    ("message/send", V03, Op.SEND),
+    ("message/stream", V03, Op.STREAM),
+    ("tasks/pushNotificationConfig/set", V03, Op.PUSH_CONFIG),
+    ("tasks/pushNotificationConfig/get", V03, Op.PUSH_CONFIG),
+    ("tasks/pushNotificationConfig/list", V03, Op.PUSH_CONFIG),
+    ("tasks/pushNotificationConfig/delete", V03, Op.PUSH_CONFIG),
+    ("agent/getAuthenticatedExtendedCard", V03, Op.EXTENDED_CARD),
+    # v1.0
+    ("SendMessage", V10, Op.SEND),
+    ("SendStreamingMessage", V10, Op.STREAM),
+    ("GetTask", V10, Op.GET),
+    ("ListTasks", V10, Op.LIST),
+    ("CancelTask", V10, Op.CANCEL),
+    ("SubscribeToTask", V10, Op.RESUBSCRIBE),
+    ("CreateTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
+    ("GetTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
+    ("ListTaskPushNotificationConfigs", V10, Op.PUSH_CONFIG),
+    ("DeleteTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
+    ("GetExtendedAgentCard", V10, Op.EXTENDED_CARD),
+]
+
+METHODS: dict[str, MethodSpec] = {name: MethodSpec(name, dialect, op) for name, dialect, op in _ROWS}

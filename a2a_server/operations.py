@@ -1,0 +1,162 @@
+"""One handler per operation of the method table; each works on the canonical model through a dialect.
+
+A handler returns a JSON-ready result, or a ``StreamPlan`` that the HTTP layer turns into SSE
+after dispatch (so validation errors still come back as plain JSON-RPC responses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from a2a_server.dialects import V10, Dialect
+from a2a_server.dialects.base import JSON, SendRequest, validate
+from a2a_server.dialects.v10 import ListQuery
+from a2a_server.engine import Engine
+from a2a_server.errors import (
+    ExtendedCardNotConfigured,
+    InvalidParams,
+    PushNotSupported,
+    UnsupportedOperation,
+)
+from a2a_server.methods import Op
+from a2a_server.model import MessageEvent, StatusEvent, TaskState
+
+
+@dataclass(slots=True)
+class Call:
+    """What the transport knows about one request, beyond its params."""
+
+    version: str | None = None  # normalized A2A-Version ("0.1", "0.2", "0.3", "1.0")
+    stream_path: bool = False  # POST /a2a/stream: task-creating methods stream
+    last_event_id: int | None = None
+    blocking_timeout: float = 60.0
+
+
+@dataclass(slots=True)
+class StreamPlan:
+    """An SSE stream to open: events of ``task_id`` after ``after``, optionally led by a snapshot."""
+
+    dialect: Dialect
+    task_id: str
+    after: int
+    snapshot: JSON | None = None
+    # the snapshot replaces the run's opening ``submitted`` status (new tasks) instead of preceding it
+    snapshot_replaces_submitted: bool = False
+    only_snapshot: bool = False
+
+
+Handler = Callable[[Engine, Call, Dialect, Any], Awaitable["JSON | StreamPlan"]]
+
+
+async def send(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    req = dialect.parse_send(params)
+    if call.stream_path:
+        return await _open_stream(engine, dialect, req)
+    task = await engine.submit(req, dialect.version)
+    if req.blocking:
+        task = await engine.wait(task.id, call.blocking_timeout)
+    return dialect.send_result(task, task.reply, req.history_length)
+
+
+async def stream(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return await _open_stream(engine, dialect, dialect.parse_send(params))
+
+
+async def _open_stream(engine: Engine, dialect: Dialect, req: SendRequest) -> StreamPlan:
+    # a continued (input-required) task already has a log: this stream starts after it
+    after = await engine.store.last_event_id(req.task_id) if req.task_id else 0
+    task = await engine.submit(req, dialect.version)
+    # no await since submit: the run has not started, so this is the task as submitted
+    snapshot = dialect.stream_item(task) if dialect.stream_starts_with_task() else None
+    return StreamPlan(dialect, task.id, after, snapshot, snapshot_replaces_submitted=after == 0)
+
+
+async def get(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    q = dialect.parse_task_query(params)
+    return dialect.task(await engine.get(q.id), q.history_length)
+
+
+async def cancel(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    q = dialect.parse_task_query(params)
+    return dialect.task(await engine.cancel(q.id), q.history_length)
+
+
+async def resubscribe(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    q = dialect.parse_task_query(params)
+    task = await engine.get(q.id)
+    last = await engine.store.last_event_id(task.id)
+    if call.last_event_id is not None:
+        if call.last_event_id > last:
+            raise InvalidParams(
+                f"Invalid params: Last-Event-ID {call.last_event_id} is beyond the last event ({last}) of task {task.id}",
+                {"taskId": task.id, "lastEventId": str(last)},
+            )
+        return StreamPlan(dialect, task.id, call.last_event_id)
+    if dialect is V10 and task.status.state.terminal:
+        raise UnsupportedOperation(
+            f"Task {task.id} is {task.status.state.value}; SubscribeToTask needs a task that is not terminal",
+            {"taskId": task.id},
+        )
+    snapshot = dialect.stream_item(task)
+    return StreamPlan(dialect, task.id, last, snapshot, only_snapshot=task.status.state.settled)
+
+
+async def list_tasks(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    q = validate(ListQuery, params if params is not None else {})
+    page = await engine.store.list(
+        context_id=q.context_id,
+        state=q.state,
+        updated_after=q.status_timestamp_after,
+        page_size=q.page_size,
+        page_token=q.page_token,
+    )
+    assert dialect is V10
+    return {
+        "tasks": [V10.task(t, q.history_length, artifacts=q.include_artifacts) for t in page.tasks],
+        "nextPageToken": page.next_page_token,
+        "pageSize": q.page_size,
+        "totalSize": page.total_size,
+    }
+
+
+async def push_config(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    raise PushNotSupported()
+
+
+async def extended_card(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    raise ExtendedCardNotConfigured()
+
+
+HANDLERS: dict[Op, Handler] = {
+    Op.SEND: send,
+    Op.STREAM: stream,
+    Op.GET: get,
+    Op.LIST: list_tasks,
+    Op.CANCEL: cancel,
+    Op.RESUBSCRIBE: resubscribe,
+    Op.PUSH_CONFIG: push_config,
+    Op.EXTENDED_CARD: extended_card,
+}
+
+
+async def frames(engine: Engine, plan: StreamPlan) -> AsyncIterator[tuple[int, JSON]]:
+    """(event id, JSON-RPC result) pairs of one stream, in order; ends after the settling event."""
+    dialect, pending = plan.dialect, plan.snapshot
+    if pending is not None and plan.only_snapshot:
+        yield plan.after, pending
+        return
+    async for le in engine.events(plan.task_id, plan.after):
+        if pending is not None:
+            ev = le.event
+            if isinstance(ev, MessageEvent) and plan.snapshot_replaces_submitted:
+                yield le.id, dialect.stream_item(le)  # a direct reply is the whole stream
+                return
+            if plan.snapshot_replaces_submitted and isinstance(ev, StatusEvent) and ev.status.state == TaskState.SUBMITTED:
+                yield le.id, pending
+                pending = None
+                continue
+            yield plan.after, pending
+            pending = None
+        yield le.id, dialect.stream_item(le)

@@ -1,0 +1,153 @@
+"""JSON-RPC 2.0 envelopes: parse, check, dispatch through jsonrpcserver, render errors per dialect.
+
+jsonrpcserver's own request validation answers every malformed request with the same "failed
+schema validation" text and rejects a whole batch for one bad member; we check each envelope
+ourselves so the error names what was wrong, and hand each valid member to jsonrpcserver's
+dispatcher (method lookup, calling, Success/Error results, notifications).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from functools import partial
+from typing import Any
+
+from jsonrpcserver import Error, Success, async_dispatch_to_response
+from jsonrpcserver.response import ErrorResponse, SuccessResponse
+from jsonrpcserver.sentinels import NODATA
+
+from a2a_server.dialects import BY_VERSION, V03, V10, Dialect
+from a2a_server.engine import Engine
+from a2a_server.errors import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    A2AError,
+    InvalidParams,
+    MethodNotFound,
+)
+from a2a_server.methods import METHODS, MethodSpec
+from a2a_server.operations import HANDLERS, Call, StreamPlan
+
+log = logging.getLogger("a2a_server.rpc")
+
+JSON = dict[str, Any]
+
+class Streamed:
+    """A single request whose answer is an SSE stream."""
+
+    def __init__(self, request_id: Any, plan: StreamPlan) -> None:
+        self.request_id = request_id
+        self.plan = plan
+
+
+def error_response(dialect: Dialect, code: int, message: str, request_id: Any = None, details: Any = None) -> JSON:
+    return {"jsonrpc": "2.0", "error": dialect.error(code, message, details), "id": request_id}
+
+
+def caller_dialect(call: Call) -> Dialect:
+    return V10 if call.version == "1.0" else V03
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._methods = {name: partial(self._call, spec) for name, spec in METHODS.items()}
+
+    async def handle(self, body: bytes, call: Call) -> JSON | list[JSON] | Streamed | None:
+        """The answer to one HTTP body: a response, a batch of them, a stream, or None (notifications only)."""
+        dialect = caller_dialect(call)
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return error_response(dialect, PARSE_ERROR, f"Invalid JSON payload: {exc}")
+        if isinstance(payload, list):
+            if not payload:
+                return error_response(dialect, INVALID_REQUEST, "Invalid request: an empty batch")
+            answers = [await self._one(item, call, in_batch=True) for item in payload]
+            batch = [a for a in answers if isinstance(a, dict)]
+            return batch or None
+        return await self._one(payload, call, in_batch=False)
+
+    async def _one(self, item: Any, call: Call, in_batch: bool) -> JSON | Streamed | None:
+        dialect = caller_dialect(call)
+        problem = _envelope_problem(item)
+        request_id = item.get("id") if isinstance(item, dict) and _valid_id(item.get("id")) else None
+        if problem is not None:
+            code, message = problem
+            return error_response(dialect, code, message, request_id)
+        spec = METHODS.get(item["method"])
+        if in_batch and spec is not None and (spec.streaming or (call.stream_path and spec.creates_task)):
+            return error_response(dialect, INVALID_REQUEST, f"Invalid request: {spec.name} streams and cannot be batched", request_id)
+        response = await async_dispatch_to_response(
+            "", self._methods, context=call, deserializer=lambda _: item, validator=lambda x: x
+        )
+        if response is None:
+            return None
+        value = response._value if hasattr(response, "_value") else response._error
+        if isinstance(value, SuccessResponse):
+            if isinstance(value.result, StreamPlan):
+                return Streamed(value.id, value.result)
+            return {"jsonrpc": "2.0", "result": value.result, "id": value.id}
+        assert isinstance(value, ErrorResponse)
+        data = None if value.data is NODATA else value.data
+        if isinstance(data, str):
+            # raised by jsonrpcserver itself (unknown method, uncaught exception): not yet in the caller's dialect
+            if value.code == METHOD_NOT_FOUND:
+                return error_response(dialect, value.code, f"Method not found: {data!r} is not an A2A method", value.id)
+            return error_response(dialect, value.code, f"{value.message}: {data}", value.id)
+        error: JSON = {"code": value.code, "message": value.message}
+        if data is not None:
+            error["data"] = data
+        return {"jsonrpc": "2.0", "error": error, "id": value.id}
+
+    async def _call(self, spec: MethodSpec, call: Call, *args: Any, **kwargs: Any) -> Any:
+        dialect = caller_dialect(call)
+        try:
+            if args:
+                raise InvalidParams("Invalid params: params must be an object (by-name), not an array")
+            dialect = await self._dialect(spec, call, kwargs)
+            result = await HANDLERS[spec.op](self.engine, call, dialect, kwargs)
+        except A2AError as exc:
+            data = dialect.error_data(exc.code, exc.details)
+            return Error(exc.code, exc.message, NODATA if data is None else data)
+        return Success(result)
+
+    async def _dialect(self, spec: MethodSpec, call: Call, params: JSON) -> Dialect:
+        version = call.version
+        if spec.dialect is not None:
+            if version is not None and (version == "1.0") != (spec.dialect is V10):
+                raise MethodNotFound(f"Method not found: {spec.name} is not an A2A {version} method")
+            return spec.dialect
+        if version == "1.0":
+            raise MethodNotFound(f"Method not found: {spec.name} is not an A2A 1.0 method (1.0 uses PascalCase names)")
+        if version is not None:
+            return BY_VERSION[version]
+        # shared 0.1/0.3 name without a header: answer in the dialect the task was created in
+        task_id = params.get("id")
+        task = await self.engine.store.get(task_id) if isinstance(task_id, str) else None
+        return BY_VERSION[task.dialect] if task is not None else V03
+
+
+def _valid_id(value: Any) -> bool:
+    return value is None or (isinstance(value, (str, int, float)) and not isinstance(value, bool))
+
+
+def _envelope_problem(item: Any) -> tuple[int, str] | None:
+    if not isinstance(item, dict):
+        return INVALID_REQUEST, f"Invalid request: a request must be a JSON object, got {type(item).__name__}"
+    if item.get("jsonrpc") != "2.0":
+        got = json.dumps(item.get("jsonrpc")) if "jsonrpc" in item else "nothing"
+        return INVALID_REQUEST, f"Invalid request: 'jsonrpc' must be \"2.0\", got {got}"
+    if "method" not in item:
+        return INVALID_REQUEST, "Invalid request: 'method' is missing"
+    if not isinstance(item["method"], str) or not item["method"]:
+        return INVALID_REQUEST, "Invalid request: 'method' must be a non-empty string"
+    if "id" in item and not _valid_id(item["id"]):
+        return INVALID_REQUEST, "Invalid request: 'id' must be a string, a number or null"
+    if "params" in item and not isinstance(item["params"], (dict, list)):
+        return INVALID_PARAMS, f"Invalid params: params must be an object, got {type(item['params']).__name__}"
+    return None
+

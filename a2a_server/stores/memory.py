@@ -1,0 +1,65 @@
+"""The in-memory store: for tests, demos and `--store memory`. Nothing survives a restart."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from a2a_server.errors import InvalidParams
+from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
+from a2a_server.stores.base import TaskPage
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        # insertion order = creation order; listing walks it backwards (newest first)
+        self._tasks: OrderedDict[str, Task] = OrderedDict()
+        self._logs: dict[str, list[LoggedEvent]] = {}
+
+    async def save(self, task: Task) -> None:
+        self._tasks[task.id] = task
+
+    async def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    async def list(
+        self,
+        *,
+        context_id: str | None = None,
+        state: TaskState | None = None,
+        updated_after: str | None = None,
+        page_size: int = 50,
+        page_token: str | None = None,
+    ) -> TaskPage:
+        matching = [
+            t
+            for t in reversed(self._tasks.values())
+            if (context_id is None or t.context_id == context_id)
+            and (state is None or t.status.state == state)
+            and (updated_after is None or t.status.timestamp > updated_after)
+        ]
+        start = 0
+        if page_token:
+            ids = [t.id for t in matching]
+            if page_token not in ids:
+                raise InvalidParams(f"Invalid params: pageToken {page_token!r} is not from a previous page")
+            start = ids.index(page_token)
+        page = matching[start : start + page_size]
+        rest = matching[start + page_size : start + page_size + 1]
+        return TaskPage(tasks=page, next_page_token=rest[0].id if rest else "", total_size=len(matching))
+
+    async def append(self, task_id: str, event: TaskEvent) -> LoggedEvent:
+        log = self._logs.setdefault(task_id, [])
+        logged = LoggedEvent(id=len(log) + 1, event=event)
+        log.append(logged)
+        return logged
+
+    async def read_after(self, task_id: str, after: int) -> list[LoggedEvent]:
+        # ids are 1..n with no gaps, so the events after id k start at index k
+        return self._logs.get(task_id, [])[max(after, 0) :]
+
+    async def last_event_id(self, task_id: str) -> int:
+        log = self._logs.get(task_id)
+        return log[-1].id if log else 0
+
+    async def close(self) -> None:
+        return None
