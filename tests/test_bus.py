@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import asyncio
+
+from a2a_server.bus import EventBus
+from a2a_server.model import LoggedEvent, StatusEvent, TaskState, TaskStatus
+
+
+def _event(i: int) -> LoggedEvent:
+    status = TaskStatus(state=TaskState.WORKING)
+    return LoggedEvent(id=i, event=StatusEvent(task_id="t", context_id="c", status=status))
+
+
+async def test_every_subscriber_sees_the_same_events_in_order() -> None:
+    bus = EventBus(buffer_limit=100)
+    subs = [bus.subscribe("t") for _ in range(3)]
+    for i in range(1, 51):
+        bus.publish("t", _event(i))
+    for sub in subs:
+        got = [(await sub.next()) for _ in range(50)]
+        assert [e.id for e in got if e is not None] == list(range(1, 51))
+        sub.close()
+    assert bus.subscriber_count() == 0
+
+
+async def test_a_full_subscriber_is_dropped_without_touching_the_others() -> None:
+    bus = EventBus(buffer_limit=10)
+    stalled, reader = bus.subscribe("t"), bus.subscribe("t")
+    received: list[int] = []
+    for i in range(1, 31):
+        bus.publish("t", _event(i))
+        ev = await reader.next()
+        assert ev is not None
+        received.append(ev.id)
+    assert stalled.dropped
+    assert await stalled.next() is None
+    assert received == list(range(1, 31))
+    assert bus.subscriber_count("t") == 1
+
+
+async def test_next_wakes_on_publish_and_on_close() -> None:
+    bus = EventBus()
+    sub = bus.subscribe("t")
+    waiter = asyncio.create_task(sub.next())
+    await asyncio.sleep(0)
+    bus.publish("t", _event(1))
+    got = await asyncio.wait_for(waiter, 1)
+    assert got is not None and got.id == 1
+    waiter = asyncio.create_task(sub.next())
+    await asyncio.sleep(0)
+    sub.close()
+    assert await asyncio.wait_for(waiter, 1) is None
+
+
+async def test_publish_to_other_tasks_is_not_seen() -> None:
+    bus = EventBus()
+    async with bus.subscribe("a") as sub:
+        bus.publish("b", _event(1))
+        bus.publish("a", _event(2))
+        got = await sub.next()
+        assert got is not None and got.id == 2
+    assert bus.subscriber_count() == 0
