@@ -17,6 +17,7 @@ Execution is decoupled from HTTP: nothing here knows whether anyone is listening
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -216,7 +217,9 @@ class Engine:
         task.status = status
         if status.state.settled or status.state == TaskState.WORKING:
             await self.store.save(task)
-        await self._publish(run, StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata))
+        await self._publish(
+            run, StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata)
+        )
 
     async def _token(self, run: _Run, ev: Token) -> None:
         art = run.stream_artifact
@@ -275,10 +278,8 @@ class Engine:
         """Wait until the task is terminal or interrupted, at most ``timeout`` seconds; return it as it is."""
         run = self._runs.get(task_id)
         if run is not None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(run.settled.wait()), timeout)
-            except TimeoutError:
-                pass
         return await self.get(task_id)
 
     async def cancel(self, task_id: str) -> Task:
@@ -315,16 +316,16 @@ class Engine:
         async with self.bus.subscribe(task_id) as sub:
             backlog = await self.store.read_after(task_id, after)
             last = after
-            for le in backlog:
-                yield le
-                last = le.id
-            if backlog and backlog[-1].event.settles or task_id not in self._runs:
+            for logged in backlog:
+                yield logged
+                last = logged.id
+            if (backlog and backlog[-1].event.settles) or task_id not in self._runs:
                 return
-            while (le := await sub.next()) is not None:
-                if le.id <= last:
+            while (live := await sub.next()) is not None:
+                if live.id <= last:
                     continue
-                yield le
-                if le.event.settles:
+                yield live
+                if live.event.settles:
                     return
 
     async def close(self, grace: float) -> None:

@@ -1,14 +1,14 @@
 """A2A errors as raised inside the server; dialects render them for the caller's generation.
 
-    JsonRpcError (jsonrpcserver)
-    └── A2AError                     code + message + 1.0 reason
-        ├── InvalidParams            -32602
-        ├── TaskNotFound             -32001
-        ├── TaskNotCancelable        -32002
-        ├── PushNotSupported         -32003
-        ├── UnsupportedOperation     -32004
-        ├── ExtendedCardNotConfigured -32007
-        └── VersionNotSupported      -32009
+JsonRpcError (jsonrpcserver)
+└── A2AError                     code + message + 1.0 reason
+    ├── InvalidParams            -32602
+    ├── TaskNotFound             -32001
+    ├── TaskNotCancelable        -32002
+    ├── PushNotSupported         -32003
+    ├── UnsupportedOperation     -32004
+    ├── ExtendedCardNotConfigured -32007
+    └── VersionNotSupported      -32009
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ REASONS: dict[int, str] = {
 }
 
 
-class A2AError(JsonRpcError):  # type: ignore[misc]
+class A2AError(JsonRpcError):
     code_value = INTERNAL_ERROR
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:

@@ -90,7 +90,8 @@ async def resubscribe(engine: Engine, call: Call, dialect: Dialect, params: Any)
     if call.last_event_id is not None:
         if call.last_event_id > last:
             raise InvalidParams(
-                f"Invalid params: Last-Event-ID {call.last_event_id} is beyond the last event ({last}) of task {task.id}",
+                f"Invalid params: Last-Event-ID {call.last_event_id} is beyond the last event ({last})"
+                f" of task {task.id}",
                 {"taskId": task.id, "lastEventId": str(last)},
             )
         return StreamPlan(dialect, task.id, call.last_event_id)
@@ -153,7 +154,11 @@ async def frames(engine: Engine, plan: StreamPlan) -> AsyncIterator[tuple[int, J
             if isinstance(ev, MessageEvent) and plan.snapshot_replaces_submitted:
                 yield le.id, dialect.stream_item(le)  # a direct reply is the whole stream
                 return
-            if plan.snapshot_replaces_submitted and isinstance(ev, StatusEvent) and ev.status.state == TaskState.SUBMITTED:
+            if (
+                plan.snapshot_replaces_submitted
+                and isinstance(ev, StatusEvent)
+                and ev.status.state == TaskState.SUBMITTED
+            ):
                 yield le.id, pending
                 pending = None
                 continue

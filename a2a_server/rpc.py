@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,7 @@ log = logging.getLogger("a2a_server.rpc")
 
 JSON = dict[str, Any]
 
+
 class Streamed:
     """A single request whose answer is an SSE stream."""
 
@@ -54,7 +56,9 @@ def caller_dialect(call: Call) -> Dialect:
 class Dispatcher:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._methods = {name: partial(self._call, spec) for name, spec in METHODS.items()}
+        self._methods: dict[str, Callable[..., Any]] = {
+            name: partial(self._call, spec) for name, spec in METHODS.items()
+        }
 
     async def handle(self, body: bytes, call: Call) -> JSON | list[JSON] | Streamed | None:
         """The answer to one HTTP body: a response, a batch of them, a stream, or None (notifications only)."""
@@ -80,13 +84,16 @@ class Dispatcher:
             return error_response(dialect, code, message, request_id)
         spec = METHODS.get(item["method"])
         if in_batch and spec is not None and (spec.streaming or (call.stream_path and spec.creates_task)):
-            return error_response(dialect, INVALID_REQUEST, f"Invalid request: {spec.name} streams and cannot be batched", request_id)
+            return error_response(
+                dialect, INVALID_REQUEST, f"Invalid request: {spec.name} streams and cannot be batched", request_id
+            )
         response = await async_dispatch_to_response(
             "", self._methods, context=call, deserializer=lambda _: item, validator=lambda x: x
         )
         if response is None:
             return None
-        value = response._value if hasattr(response, "_value") else response._error
+        # an oslash Either: Right carries _value (success), Left carries _error
+        value = getattr(response, "_value", None) or getattr(response, "_error", None)
         if isinstance(value, SuccessResponse):
             if isinstance(value.result, StreamPlan):
                 return Streamed(value.id, value.result)
@@ -150,4 +157,3 @@ def _envelope_problem(item: Any) -> tuple[int, str] | None:
     if "params" in item and not isinstance(item["params"], (dict, list)):
         return INVALID_PARAMS, f"Invalid params: params must be an object, got {type(item['params']).__name__}"
     return None
-

@@ -52,11 +52,25 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None, skills: str = "echo,conformance") -> ServerProcess:
+def start_server(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, skills: str = "echo,conformance"
+) -> ServerProcess:
     """Start ``python -m a2a_server serve`` on a free loopback port and wait for /healthz."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
-    cmd = [sys.executable, "-m", "a2a_server", "serve", "--host", "127.0.0.1", "--port", str(port), "--skills", skills, *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "a2a_server",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--skills",
+        skills,
+        *args,
+    ]
     proc = subprocess.Popen(
         cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT
     )

@@ -52,14 +52,20 @@ def test_v03_parses_a_send_and_merges_metadata() -> None:
 def test_v01_short_form_and_full_form() -> None:
     short = V01.parse_send({"task": {"skill": "inference", "input": "Analyze this"}})
     assert short.skill == "inference" and short.message.text == "Analyze this" and short.task_id is None
-    full = V01.parse_send({"id": "t9", "sessionId": "s", "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}})
+    full = V01.parse_send(
+        {"id": "t9", "sessionId": "s", "message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}}
+    )
     assert full.task_id == "t9" and full.client_task_id and full.context_id == "s"
 
 
 def test_v10_parses_oneof_parts_and_return_immediately() -> None:
     req = V10.parse_send(
         {
-            "message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a"}, {"url": "https://x/y", "filename": "y"}]},
+            "message": {
+                "messageId": "m",
+                "role": "ROLE_USER",
+                "parts": [{"text": "a"}, {"url": "https://x/y", "filename": "y"}],
+            },
             "configuration": {"returnImmediately": True},
         }
     )
@@ -71,9 +77,17 @@ def test_v10_parses_oneof_parts_and_return_immediately() -> None:
     ("dialect", "params", "needle"),
     [
         (V03, {"message": {"messageId": "m", "role": "user", "parts": []}}, "message.parts"),
-        (V03, {"message": {"messageId": "m", "role": "boss", "parts": [{"kind": "text", "text": "x"}]}}, "message.role"),
+        (
+            V03,
+            {"message": {"messageId": "m", "role": "boss", "parts": [{"kind": "text", "text": "x"}]}},
+            "message.role",
+        ),
         (V03, {"message": {"messageId": "m", "role": "user", "parts": [{"kind": "video"}]}}, "message.parts.0"),
-        (V10, {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a", "url": "b"}]}}, "exactly one"),
+        (
+            V10,
+            {"message": {"messageId": "m", "role": "ROLE_USER", "parts": [{"text": "a", "url": "b"}]}},
+            "exactly one",
+        ),
         (V10, {}, "message: Field required"),
         (V01, {"message": {"role": "user", "parts": [{"type": "text", "text": "x"}]}}, "id: Field required"),
     ],
@@ -117,7 +131,9 @@ def test_events_final_flag_and_wrappers() -> None:
     assert V03.event(done)["final"] is True and V03.event(working)["final"] is True
     assert V01.event(done)["final"] is True
     assert set(V10.event(done)) == {"statusUpdate"} and "final" not in V10.event(done)["statusUpdate"]
-    chunk = ArtifactEvent(task_id="t1", context_id="c1", artifact=Artifact(parts=[Part.of_text("x")]), append=True, index=2)
+    chunk = ArtifactEvent(
+        task_id="t1", context_id="c1", artifact=Artifact(parts=[Part.of_text("x")]), append=True, index=2
+    )
     assert V10.event(chunk)["artifactUpdate"]["append"] is True
     assert V01.event(chunk)["artifact"]["index"] == 2
     reply = MessageEvent(task_id="t1", context_id="c1", message=Message(role=Role.AGENT, parts=[Part.of_text("r")]))

@@ -7,7 +7,18 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from a2a_server import BaseSkill, Message, Part, Role, SkillCard, SkillContext, SkillEvent, Status, TaskState, Token
+from a2a_server import (
+    BaseSkill,
+    Message,
+    Part,
+    Role,
+    SkillCard,
+    SkillContext,
+    SkillEvent,
+    Status,
+    TaskState,
+    Token,
+)
 from a2a_server.bus import EventBus
 from a2a_server.dialects import SendRequest
 from a2a_server.engine import Engine

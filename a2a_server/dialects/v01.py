@@ -126,7 +126,10 @@ def part_out(p: Part) -> JSON:
     if p.kind == "text":
         out: JSON = {"type": "text", "text": p.text or ""}
     elif p.kind == "file":
-        out = {"type": "file", "file": drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url})}
+        out = {
+            "type": "file",
+            "file": drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url}),
+        }
     else:
         out = {"type": "data", "data": p.data}
     if p.metadata:
@@ -166,7 +169,9 @@ class V01(Dialect):
         if p.push_notification is not None:
             raise PushNotSupported()
         metadata = {**(p.metadata or {}), **(p.message.metadata or {})}
-        message = Message(role=Role(p.message.role), parts=[_part_in(x) for x in p.message.parts], metadata=p.message.metadata)
+        message = Message(
+            role=Role(p.message.role), parts=[_part_in(x) for x in p.message.parts], metadata=p.message.metadata
+        )
         return SendRequest(
             message=message,
             task_id=p.id,
@@ -205,7 +210,12 @@ class V01(Dialect):
     def event(self, event: TaskEvent) -> JSON:
         if isinstance(event, StatusEvent):
             return drop_none(
-                {"id": event.task_id, "status": self.status(event.status), "final": event.settles, "metadata": event.metadata}
+                {
+                    "id": event.task_id,
+                    "status": self.status(event.status),
+                    "final": event.settles,
+                    "metadata": event.metadata,
+                }
             )
         if isinstance(event, ArtifactEvent):
             artifact = artifact_out(event.artifact, event.index, event.append, event.last_chunk)

@@ -127,7 +127,10 @@ def part_out(p: Part) -> JSON:
     if p.kind == "text":
         out: JSON = {"kind": "text", "text": p.text or ""}
     elif p.kind == "file":
-        out = {"kind": "file", "file": drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url})}
+        out = {
+            "kind": "file",
+            "file": drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url}),
+        }
     else:
         out = {"kind": "data", "data": p.data}
     if p.metadata:

@@ -234,7 +234,11 @@ class V10(Dialect):
                 )
             }
         if isinstance(event, ArtifactEvent):
-            update: JSON = {"taskId": event.task_id, "contextId": event.context_id, "artifact": artifact_out(event.artifact)}
+            update: JSON = {
+                "taskId": event.task_id,
+                "contextId": event.context_id,
+                "artifact": artifact_out(event.artifact),
+            }
             if event.append:
                 update["append"] = True
             if event.last_chunk:

@@ -13,6 +13,7 @@ Contract:
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +46,7 @@ class TaskStore(Protocol):
 
     async def append(self, task_id: str, event: TaskEvent) -> LoggedEvent: ...
 
-    async def read_after(self, task_id: str, after: int) -> list[LoggedEvent]: ...
+    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]: ...
 
     async def last_event_id(self, task_id: str) -> int: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections import OrderedDict
 
 from a2a_server.errors import InvalidParams
@@ -53,7 +54,7 @@ class MemoryStore:
         log.append(logged)
         return logged
 
-    async def read_after(self, task_id: str, after: int) -> list[LoggedEvent]:
+    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
         # ids are 1..n with no gaps, so the events after id k start at index k
         return self._logs.get(task_id, [])[max(after, 0) :]
 

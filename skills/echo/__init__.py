@@ -10,7 +10,17 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from a2a_server import BaseSkill, InvalidSkillParams, Message, SkillCard, SkillContext, SkillEvent, Status, TaskState, Token
+from a2a_server import (
+    BaseSkill,
+    InvalidSkillParams,
+    Message,
+    SkillCard,
+    SkillContext,
+    SkillEvent,
+    Status,
+    TaskState,
+    Token,
+)
 
 _WORDS = re.compile(r"\s*\S+\s*|\s+")
 
