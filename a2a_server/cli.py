@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--max-body-bytes", type=int, help="largest accepted request body (default 1 MiB)")
             p.add_argument("--blocking-timeout", type=float, help="longest wait of a blocking send (default 60 s)")
             p.add_argument("--log-level", help="debug, info, warning (default info)")
+            p.add_argument("--store", help="memory or sqlite:///path/to.db (A2A_STORE)")
+            p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
         else:
             p.add_argument("--version", dest="card_version", default="0.3", help="1.0 or 0.3 (default 0.3)")
     for ep in entry_points(group=COMMAND_GROUP):
@@ -48,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return result
     args = _parser().parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "card_version")}
-    if overrides.get("skills"):
-        overrides["skills"] = [s.strip() for s in overrides["skills"].split(",") if s.strip()]
+    for listed in ("skills", "cors_origins"):
+        if overrides.get(listed):
+            overrides[listed] = [s.strip() for s in overrides[listed].split(",") if s.strip()]
     try:
         settings = Settings.from_env(**overrides)
     except ValueError as exc:

@@ -28,6 +28,10 @@ class Settings:
     send_timeout: float = 30.0
     card_max_age: int = 300
     log_level: str = "info"
+    # "memory", or "sqlite:///path/to.db" (the default once the SQLite store lands)
+    store: str = "memory"
+    # CORS allow-list; empty = CORS off
+    cors_origins: list[str] = field(default_factory=list)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -46,7 +50,7 @@ def _coerce(name: str, raw: str) -> Any:
     default = Settings.__dataclass_fields__[name]
     kind = default.type
     try:
-        if name == "skills":
+        if name in ("skills", "cors_origins"):
             return [s.strip() for s in raw.split(",") if s.strip()]
         if name == "card_file":
             return Path(raw)

@@ -100,6 +100,17 @@ class SkillCard:
     output_modes: list[str] = field(default_factory=lambda: ["text/plain"])
 
 
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """A model a skill can run; faces such as the OpenAI-compatible API list and pick these."""
+
+    id: str
+    state: str  # "available", "loaded", "needs conversion" or "missing"
+    context_length: int | None = None
+    owned_by: str = "a2a-server"
+    price_per_token: float | None = None
+
+
 class InvalidSkillParams(ValueError):
     """Raised by ``Skill.validate``: the request is rejected with -32602 and this message."""
 
@@ -143,6 +154,10 @@ class BaseSkill:
 
     def ready(self) -> str | None:
         return None
+
+    def models(self) -> list[ModelInfo]:
+        """The models this skill serves (none for most skills); a request picks one with ``metadata.model``."""
+        return []
 
 
 class UnknownSkill(LookupError):
