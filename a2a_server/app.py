@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from a2a_server import card
 from a2a_server.bus import EventBus
@@ -43,4 +45,23 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
                 await skill.close()
             await store.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan)
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    if not settings.cors_origins:
+        return []
+    # Credentials are only allowed with an explicit allow-list: browsers refuse "*" with credentials,
+    # and echoing any Origin back with credentials would let every site act as the user.
+    wildcard = "*" in settings.cors_origins
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=["*"] if wildcard else settings.cors_origins,
+            allow_credentials=not wildcard,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept"],
+            expose_headers=["X-A2A-Task-Id", "ETag"],
+            max_age=600,
+        )
+    ]

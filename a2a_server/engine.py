@@ -31,6 +31,7 @@ from a2a_server.errors import (
     TaskNotFound,
     UnsupportedOperation,
 )
+from a2a_server.metrics import Metrics, RunClock
 from a2a_server.model import (
     Artifact,
     ArtifactEvent,
@@ -71,6 +72,7 @@ class _Run:
     # the streamed text artifact of this run (Token events)
     stream_artifact: Artifact | None = None
     stream_closed: bool = False
+    clock: RunClock = field(default_factory=RunClock)
 
 
 class ShuttingDown(UnsupportedOperation):
@@ -78,11 +80,20 @@ class ShuttingDown(UnsupportedOperation):
 
 
 class Engine:
-    def __init__(self, store: TaskStore, bus: EventBus, skills: SkillRegistry, *, cancel_grace: float = 2.0) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        bus: EventBus,
+        skills: SkillRegistry,
+        *,
+        cancel_grace: float = 2.0,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.bus = bus
         self.skills = skills
         self.cancel_grace = cancel_grace
+        self.metrics = metrics or Metrics()
         self._runs: dict[str, _Run] = {}
         self._closing = False
 
@@ -117,6 +128,7 @@ class Engine:
         )
         run = _Run(task=task, ctx=ctx)
         self._runs[task.id] = run
+        self.metrics.active.set(len(self._runs))
         run.job = asyncio.create_task(self._drive(run, skill.run(ctx), continuing=existing is not None))
         return task
 
@@ -230,6 +242,11 @@ class Engine:
         text_part = art.parts[0]
         text_part.text = (text_part.text or "") + ev.text
         run.stream_closed = ev.last
+        if ev.text:
+            ttft = run.clock.token()
+            self.metrics.tokens.labels(run.task.skill).inc()
+            if ttft is not None:
+                self.metrics.ttft.labels(run.task.skill).observe(ttft)
         chunk = Artifact(artifact_id=art.artifact_id, name=art.name, parts=[Part.of_text(ev.text)])
         await self._publish(run, self._artifact_event(run, chunk, append, ev.last))
 
@@ -256,12 +273,23 @@ class Engine:
 
     async def _publish(self, run: _Run, event: TaskEvent) -> None:
         logged = await self.store.append(run.task.id, event)
+        self.metrics.events.inc()
         if event.settles:
             # no await from here to publish: a reader that saw this event in the log sees the run gone
             await self.store.save(run.task)
             self._runs.pop(run.task.id, None)
             run.settled.set()
+            self._observe_end(run)
         self.bus.publish(run.task.id, logged)
+
+    def _observe_end(self, run: _Run) -> None:
+        self.metrics.active.set(len(self._runs))
+        state = run.task.status.state
+        if state.terminal:
+            self.metrics.tasks.labels(run.task.skill, state.value).inc()
+        rate = run.clock.rate()
+        if rate is not None:
+            self.metrics.tps.labels(run.task.skill).observe(rate)
 
     # ------------------------------------------------------------ queries
 
@@ -293,6 +321,7 @@ class Engine:
             run = _Run(task=task, ctx=SkillContext(task.id, task.context_id, task.history[-1], [], {}))
             run.ctx.cancelled.set()
             self._runs[task_id] = run
+            self.metrics.active.set(len(self._runs))
             await self._finish(run, Status(TaskState.CANCELED))
         else:
             await self._stop(run, self.cancel_grace)

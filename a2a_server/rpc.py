@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -116,7 +117,9 @@ class Dispatcher:
             if args:
                 raise InvalidParams("Invalid params: params must be an object (by-name), not an array")
             dialect = await self._dialect(spec, call, kwargs)
+            started = time.perf_counter()
             result = await HANDLERS[spec.op](self.engine, call, dialect, kwargs)
+            self.engine.metrics.latency.labels(spec.name).observe(time.perf_counter() - started)
         except A2AError as exc:
             data = dialect.error_data(exc.code, exc.details)
             return Error(exc.code, exc.message, NODATA if data is None else data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from a2a_server.http.jsonrpc import rpc_endpoint, stream_endpoint
-from a2a_server.http.wellknown import agent_card, healthz, readyz
+from a2a_server.http.wellknown import agent_card, healthz, metrics, readyz
 
 
 def routes() -> list[Route]:
@@ -16,6 +16,7 @@ def routes() -> list[Route]:
         Route("/.well-known/agent.json", agent_card, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
 
 

@@ -101,6 +101,11 @@ def _sse(state: AppState, answer: Streamed) -> Response:
 
 async def _events(state: AppState, answer: Streamed) -> AsyncIterator[ServerSentEvent]:
     request_id = answer.request_id
-    async for event_id, result in frames(state.engine, answer.plan):
-        envelope = {"jsonrpc": "2.0", "id": request_id, "result": result}
-        yield ServerSentEvent(data=dumps(envelope), id=str(event_id))
+    open_streams = state.engine.metrics.streams
+    open_streams.inc()
+    try:
+        async for event_id, result in frames(state.engine, answer.plan):
+            envelope = {"jsonrpc": "2.0", "id": request_id, "result": result}
+            yield ServerSentEvent(data=dumps(envelope), id=str(event_id))
+    finally:
+        open_streams.dec()

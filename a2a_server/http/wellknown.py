@@ -11,6 +11,7 @@ from starlette.responses import Response
 from a2a_server import card
 from a2a_server.http.jsonrpc import dumps, json_response
 from a2a_server.http.state import BadVersion, app_state, requested_version
+from a2a_server.metrics import CONTENT_TYPE
 
 
 async def agent_card(request: Request) -> Response:
@@ -31,6 +32,11 @@ async def agent_card(request: Request) -> Response:
     if etag in request.headers.get("if-none-match", ""):
         return Response(status_code=304, headers=headers)
     return Response(body, media_type="application/json", headers=headers)
+
+
+async def metrics(request: Request) -> Response:
+    registry = app_state(request).engine.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE)
 
 
 async def healthz(request: Request) -> Response:

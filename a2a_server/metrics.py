@@ -1,0 +1,78 @@
+"""Prometheus metrics: one registry per app (no module-global state), rendered at ``/metrics``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+_TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
+_TPS_BUCKETS = (1, 5, 10, 20, 40, 60, 80, 100, 150, 200, 500, 1000)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.tasks = Counter("a2a_tasks", "Tasks by skill and final state", ["skill", "state"], registry=r)
+        self.active = Gauge("a2a_tasks_active", "Tasks currently running a skill", registry=r)
+        self.streams = Gauge("a2a_streams_open", "Open SSE streams", registry=r)
+        self.events = Counter("a2a_events_published", "Task events published to the log and the bus", registry=r)
+        self.tokens = Counter("a2a_tokens_generated", "Token chunks streamed by skills", ["skill"], registry=r)
+        self.ttft = Histogram(
+            "a2a_time_to_first_token_seconds",
+            "From submit to the first token",
+            ["skill"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self.tps = Histogram(
+            "a2a_tokens_per_second", "Token rate of finished runs", ["skill"], buckets=_TPS_BUCKETS, registry=r
+        )
+        self.latency = Histogram(
+            "a2a_request_duration_seconds",
+            "JSON-RPC handling time by method (streams: until the stream opens)",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_depth = Gauge("a2a_queue_depth", "Tasks waiting for a skill's capacity", ["skill"], registry=r)
+        self._queue_probes: dict[str, Callable[[], int]] = {}
+
+    def probe_queue(self, skill: str, depth: Callable[[], int]) -> None:
+        self._queue_probes[skill] = depth
+
+    def render(self) -> bytes:
+        for skill, depth in self._queue_probes.items():
+            self.queue_depth.labels(skill).set(depth())
+        return generate_latest(self.registry)
+
+
+class RunClock:
+    """Times one run for the token histograms."""
+
+    __slots__ = ("first_token", "started", "tokens")
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first_token: float | None = None
+        self.tokens = 0
+
+    def token(self) -> float | None:
+        """Count a token; the time to first token (seconds) on the first one, else None."""
+        self.tokens += 1
+        if self.first_token is None:
+            self.first_token = time.perf_counter()
+            return self.first_token - self.started
+        return None
+
+    def rate(self) -> float | None:
+        if self.first_token is None or self.tokens < 2:
+            return None
+        elapsed = time.perf_counter() - self.first_token
+        return (self.tokens - 1) / elapsed if elapsed > 0 else None
