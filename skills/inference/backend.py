@@ -10,6 +10,8 @@ readable, magic bytes) and turns the bare error into one that names the file, th
 
 from __future__ import annotations
 
+import functools
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -67,6 +69,26 @@ def file_kind(path: Path) -> str:
     return "unknown"
 
 
+@functools.cache
+def cpu_library() -> str | None:
+    """Which of ctransformers' bundled builds this CPU runs (None: let ctransformers decide).
+
+    ctransformers decides with py-cpuinfo, which spawns a subprocess: 1.3 s on every model load, measured. On
+    Linux the flags are one read of /proc/cpuinfo away; the choice is the same as ctransformers' own.
+    """
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((ln for ln in f if ln.startswith("flags")), "")
+    except OSError:
+        return None
+    flags = set(line.partition(":")[2].split())
+    if not flags or platform.machine() not in ("x86_64", "AMD64", "i686"):
+        return None
+    if "avx2" in flags:
+        return "avx2"
+    return "avx" if {"avx", "f16c"} <= flags else "basic"
+
+
 def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, batch_size: int) -> LLM:
     """Load one model instance (blocking: call it from a thread). Raises ``ModelLoadError``."""
     if not path.is_file():
@@ -92,7 +114,7 @@ def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, 
         ) from exc
     config = Config(context_length=context_length, threads=threads, batch_size=batch_size)
     try:
-        llm: LLM = CtLLM(str(path), model_type, config=config)
+        llm: LLM = CtLLM(str(path), model_type, config=config, lib=cpu_library())
     except RuntimeError as exc:
         size = path.stat().st_size
         raise ModelLoadError(

@@ -8,6 +8,8 @@ in sampling (3 of 3 runs).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import pytest
 from a2a_server.model import Message, Part, Role
 from a2a_server.skill import SkillContext, SkillEvent
 from skills.inference import InferenceSkill
-from skills.inference.backend import LLM, load_llm
+from skills.inference.backend import LLM
 from skills.inference.convert import cache_dir, converted_name
 from skills.inference.models import BUILTIN_MODELS, ModelSpec, Registry
 from skills.inference.runtime import ctransformers_factory
@@ -123,13 +125,19 @@ def run_all() -> Callable[[InferenceSkill, SkillContext], Any]:
 
 
 class ScriptedLLM:
-    """A stand-in for ``ctransformers.LLM`` that 'generates' a fixed list of byte strings, then token 2."""
+    """A stand-in for ``ctransformers.LLM`` that 'generates' a fixed list of byte strings, then token 2.
 
-    def __init__(self, pieces: Sequence[bytes], context_length: int = 512) -> None:
+    ``delay`` seconds per sampled token; with a ``gate``, sampling waits until the gate is opened.
+    """
+
+    def __init__(
+        self, pieces: Sequence[bytes], *, delay: float = 0.0, gate: threading.Event | None = None,
+        context_length: int = TINY_CONTEXT,
+    ) -> None:  # fmt: skip
         self.pieces = list(pieces)
+        self.delay, self.gate = delay, gate
         self._context_length = context_length
         self.step = 0
-        self.evaluated: list[int] = []
 
     @property
     def context_length(self) -> int:
@@ -150,19 +158,31 @@ class ScriptedLLM:
         return tokens
 
     def eval(self, tokens: Sequence[int], *, batch_size: int | None = None, threads: int | None = None) -> None:
-        self.evaluated += tokens
+        return None
 
     def sample(self, **kwargs: Any) -> int:
+        if self.gate is not None:
+            assert self.gate.wait(10), "the test never opened the gate"
+        time.sleep(self.delay)
         self.step += 1
         return 10 + self.step - 1 if self.step <= len(self.pieces) else 2
 
 
 @pytest.fixture
-def scripted_skill() -> Callable[[Sequence[bytes]], InferenceSkill]:
-    def make(pieces: Sequence[bytes]) -> InferenceSkill:
-        spec = ModelSpec(id="scripted", path=Path("/nonexistent/scripted.gguf"), context_length=512)
-        fake = ScriptedLLM(pieces)
-        return InferenceSkill(Registry([spec], "scripted"), threads=1, llm_factory=lambda *a: fake)
+def scripted_skill() -> Callable[..., InferenceSkill]:
+    """``scripted_skill(pieces, pool_size=1, queue_size=16, context_length=512, delay=0, gate=None)``."""
+
+    def make(
+        pieces: Sequence[bytes], *, pool_size: int = 1, queue_size: int = 16, context_length: int = TINY_CONTEXT,
+        delay: float = 0.0, gate: threading.Event | None = None,
+    ) -> InferenceSkill:  # fmt: skip
+        spec = ModelSpec(id="scripted", path=Path("/nonexistent/scripted.gguf"), context_length=context_length)
+
+        def factory(path: Path, model_type: str, context: int, threads: int) -> LLM:
+            return ScriptedLLM(pieces, delay=delay, gate=gate, context_length=context_length)
+
+        registry = Registry([spec], "scripted")
+        return InferenceSkill(registry, pool_size=pool_size, queue_size=queue_size, threads=1, llm_factory=factory)
 
     return make
 
@@ -195,5 +215,3 @@ def smollm2_skill(smollm2_path: Path) -> InferenceSkill:
 
     return InferenceSkill(Registry(BUILTIN_MODELS), pool_size=1, llm_factory=factory)
 
-
-__all__ = ["load_llm", "make_ctx", "collect"]
