@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,20 +34,42 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = MemoryStore()
-        engine = Engine(store, EventBus(settings.subscriber_buffer), registry, cancel_grace=settings.cancel_grace)
+        engine = Engine(
+            store,
+            EventBus(settings.subscriber_buffer),
+            registry,
+            cancel_grace=settings.cancel_grace,
+            max_events=settings.max_events_per_task,
+        )
         app.state.a2a = AppState(settings, engine, Dispatcher(engine), registry, static_card)
         for skill in registry:
             await skill.start()
+        await engine.recover()
+        purger = asyncio.create_task(_purge_forever(engine, settings)) if settings.retention_days > 0 else None
         log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)
         try:
             yield
         finally:
+            if purger is not None:
+                purger.cancel()
             await engine.close(settings.shutdown_grace)
             for skill in registry:
                 await skill.close()
             await store.close()
 
     return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+
+
+async def _purge_forever(engine: Engine, settings: Settings) -> None:
+    while True:
+        cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+        try:
+            purged = await engine.purge(cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+            if purged:
+                log.info("retention: purged %d tasks finished before %s", purged, cutoff.isoformat())
+        except Exception:  # a failed purge must not take the server down; the next round retries
+            log.exception("retention purge failed")
+        await asyncio.sleep(settings.purge_interval)
 
 
 def _middleware(settings: Settings) -> list[Middleware]:

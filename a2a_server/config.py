@@ -30,6 +30,11 @@ class Settings:
     log_level: str = "info"
     # "memory", or "sqlite:///path/to.db" (the default once the SQLite store lands)
     store: str = "memory"
+    # a task's event log holds at most this many events; a skill that goes past fails its task
+    max_events_per_task: int = 100_000
+    # finished tasks older than this are purged (0 = keep forever), checked every purge_interval seconds
+    retention_days: float = 30.0
+    purge_interval: float = 3600.0
     # CORS allow-list; empty = CORS off
     cors_origins: list[str] = field(default_factory=list)
 

@@ -73,6 +73,8 @@ class _Run:
     stream_artifact: Artifact | None = None
     stream_closed: bool = False
     clock: RunClock = field(default_factory=RunClock)
+    # set when the engine ends the run for its own reason (event cap, shutdown): the final status to use
+    abort: Status | None = None
 
 
 class ShuttingDown(UnsupportedOperation):
@@ -88,12 +90,14 @@ class Engine:
         *,
         cancel_grace: float = 2.0,
         metrics: Metrics | None = None,
+        max_events: int = 100_000,
     ) -> None:
         self.store = store
         self.bus = bus
         self.skills = skills
         self.cancel_grace = cancel_grace
         self.metrics = metrics or Metrics()
+        self.max_events = max(max_events, 4)
         self._runs: dict[str, _Run] = {}
         self._closing = False
 
@@ -117,13 +121,14 @@ class Engine:
         except InvalidSkillParams as exc:
             raise InvalidParams(f"Invalid params: {exc}") from None
         req.message.task_id, req.message.context_id = task.id, task.context_id
+        prior = await self._context_history(task) if existing is None and req.context_id else []
         task.history.append(req.message)
         await self.store.save(task)
         ctx = SkillContext(
             task_id=task.id,
             context_id=task.context_id,
             message=req.message,
-            history=list(task.history[:-1]),
+            history=prior + task.history[:-1],
             metadata=req.metadata,
         )
         run = _Run(task=task, ctx=ctx)
@@ -131,6 +136,18 @@ class Engine:
         self.metrics.active.set(len(self._runs))
         run.job = asyncio.create_task(self._drive(run, skill.run(ctx), continuing=existing is not None))
         return task
+
+    async def _context_history(self, task: Task, limit: int = 1000) -> list[Message]:
+        """The messages of the context's earlier tasks, oldest first (a conversation)."""
+        tasks: list[Task] = []
+        token: str | None = None
+        while len(tasks) < limit:
+            page = await self.store.list(context_id=task.context_id, page_size=100, page_token=token)
+            tasks.extend(t for t in page.tasks if t.id != task.id)
+            token = page.next_page_token
+            if not token:
+                break
+        return [m for t in reversed(tasks) for m in t.history]
 
     def _skill(self, name: str | None) -> Any:
         try:
@@ -162,6 +179,8 @@ class Engine:
         started = False
         try:
             async for ev in events:
+                if run.abort is not None:
+                    break
                 if not started:
                     started = True
                     if isinstance(ev, Reply) and not continuing:
@@ -192,7 +211,9 @@ class Engine:
         if not started:
             first = TaskState.WORKING if continuing else TaskState.SUBMITTED
             await self._status(run, TaskStatus(state=first))
-        if run.ctx.cancelled.is_set():
+        if run.abort is not None:
+            final = Status(run.abort.state, run.abort.text, final.metadata)
+        elif run.ctx.cancelled.is_set():
             final = Status(TaskState.CANCELED, final.text, final.metadata)
         await self._finish(run, final)
 
@@ -274,6 +295,10 @@ class Engine:
     async def _publish(self, run: _Run, event: TaskEvent) -> None:
         logged = await self.store.append(run.task.id, event)
         self.metrics.events.inc()
+        # keep room for the closing chunk and the final status
+        if logged.id >= self.max_events - 2 and run.abort is None and not event.settles:
+            run.abort = Status(TaskState.FAILED, f"the task reached the event log limit of {self.max_events} events")
+            run.ctx.cancelled.set()
         if event.settles:
             # no await from here to publish: a reader that saw this event in the log sees the run gone
             await self.store.save(run.task)
@@ -327,7 +352,9 @@ class Engine:
             await self._stop(run, self.cancel_grace)
         return await self.get(task_id)
 
-    async def _stop(self, run: _Run, grace: float) -> None:
+    async def _stop(self, run: _Run, grace: float, abort: Status | None = None) -> None:
+        if abort is not None and run.abort is None:
+            run.abort = abort
         run.ctx.cancelled.set()
         if run.job is None:
             return
@@ -358,16 +385,33 @@ class Engine:
                     return
 
     async def close(self, grace: float) -> None:
-        """Take no new tasks, give running ones ``grace`` seconds, then cancel the rest."""
+        """Take no new tasks, give running ones ``grace`` seconds, then end the rest as failed."""
         self._closing = True
         runs = list(self._runs.values())
-        if runs:
-            jobs = {r.job for r in runs if r.job is not None}
-            _, pending = await asyncio.wait(jobs, timeout=grace) if jobs else (set(), set())
-            for r in runs:
-                if r.job in pending:
-                    await self._stop(r, 0.5)
+        jobs = {r.job for r in runs if r.job is not None}
+        if jobs:
+            _, pending = await asyncio.wait(jobs, timeout=grace)
+            interrupted = Status(TaskState.FAILED, "interrupted by server shutdown")
+            await asyncio.gather(*(self._stop(r, 0.5, interrupted) for r in runs if r.job in pending))
         self.bus.close_all()
+
+    async def recover(self) -> None:
+        """After a restart: end every task a dead process left unsettled, or re-run it if its skill allows."""
+        for task in await self.store.unsettled():
+            skill = self.skills.find(task.skill)
+            run = _Run(task=task, ctx=SkillContext(task.id, task.context_id, task.history[-1], task.history[:-1], {}))
+            self._runs[task.id] = run
+            if skill is not None and getattr(skill, "rerunnable", False):
+                log.info("task %s [%s] re-run after server restart", task.id, task.skill)
+                await self._status(run, TaskStatus(state=TaskState.WORKING, message=self._agent(run, "restarted")))
+                run.job = asyncio.create_task(self._drive(run, skill.run(run.ctx), continuing=True))
+            else:
+                await self._finish(run, Status(TaskState.FAILED, "interrupted by server restart"))
+        self.metrics.active.set(len(self._runs))
+
+    async def purge(self, older_than: str) -> int:
+        """Delete finished tasks whose last change is older than the ISO timestamp ``older_than``."""
+        return await self.store.purge_finished_before(older_than)
 
 
 async def _aclose(events: AsyncIterator[SkillEvent]) -> None:

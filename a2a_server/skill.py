@@ -142,6 +142,8 @@ class BaseSkill:
     """Defaults for the optional parts of the protocol."""
 
     name = "base"
+    # True when running the skill again from the task's last message is safe (after a server restart)
+    rerunnable = False
 
     def validate(self, message: Message, metadata: Mapping[str, Any]) -> None:
         return None
@@ -195,6 +197,9 @@ class SkillRegistry:
 
     def names(self) -> list[str]:
         return list(self._skills)
+
+    def find(self, name: str) -> Skill | None:
+        return self._skills.get(name)
 
     def get(self, name: str | None) -> Skill:
         skill = self._skills.get(name or self.default)

@@ -23,7 +23,7 @@ from a2a_server.bus import EventBus
 from a2a_server.dialects import SendRequest
 from a2a_server.engine import Engine
 from a2a_server.errors import InvalidParams, TaskNotCancelable, TaskNotFound, UnsupportedOperation
-from a2a_server.model import ArtifactEvent, MessageEvent, StatusEvent
+from a2a_server.model import ArtifactEvent, MessageEvent, StatusEvent, Task, TaskStatus
 from a2a_server.skill import Reply, SkillRegistry
 from a2a_server.stores import MemoryStore
 
@@ -197,3 +197,85 @@ async def test_close_refuses_new_tasks_and_ends_running_ones(engine: Engine) -> 
     assert (await engine.get(task.id)).status.state.terminal
     with pytest.raises(UnsupportedOperation, match="shutting down"):
         await engine.submit(request("tokens"), "1.0")
+
+
+async def chatty(ctx: SkillContext) -> AsyncIterator[SkillEvent]:
+    yield Status(TaskState.WORKING)
+    for _ in range(1000):
+        yield Token("x")
+
+
+async def remembers(ctx: SkillContext) -> AsyncIterator[SkillEvent]:
+    yield Token(" | ".join(m.text for m in ctx.history), last=True)
+
+
+async def test_a_skill_past_the_event_cap_fails_its_task_and_the_log_stays_bounded() -> None:
+    registry = SkillRegistry([ScriptSkill("chatty", chatty)])
+    engine = Engine(MemoryStore(), EventBus(), registry, max_events=50)
+    task = await engine.submit(request("chatty"), "1.0")
+    done = await engine.wait(task.id, 5)
+    assert done.status.state == TaskState.FAILED
+    assert done.status.message is not None and "event log limit of 50" in done.status.message.text
+    assert await engine.store.last_event_id(task.id) <= 50
+
+
+async def test_a_skill_gets_the_history_of_its_context() -> None:
+    registry = SkillRegistry([ScriptSkill("remembers", remembers)])
+    engine = Engine(MemoryStore(), EventBus(), registry)
+    first = await engine.submit(request("remembers", "my name is Ada"), "0.3")
+    await engine.wait(first.id, 5)
+    follow = request("remembers", "what is my name?")
+    follow.context_id = first.context_id
+    second = await engine.submit(follow, "0.3")
+    done = await engine.wait(second.id, 5)
+    assert done.context_id == first.context_id
+    # the history is what came before the current message: the first task's user turn
+    assert done.artifacts[0].parts[0].text == "my name is Ada"
+
+
+async def test_shutdown_marks_unfinished_tasks_failed_with_the_reason(engine: Engine) -> None:
+    task = await engine.submit(request("stubborn"), "1.0")
+    await asyncio.sleep(0.01)
+    await engine.close(grace=0.05)
+    done = await engine.get(task.id)
+    assert done.status.state == TaskState.FAILED
+    assert done.status.message is not None and done.status.message.text == "interrupted by server shutdown"
+
+
+async def test_recover_fails_what_a_dead_process_left_running() -> None:
+    store = MemoryStore()
+    registry = SkillRegistry([ScriptSkill("tokens", tokens)])
+    left = Task(
+        id="t1",
+        context_id="c1",
+        status=TaskStatus(state=TaskState.WORKING),
+        skill="tokens",
+        history=[Message(role=Role.USER, parts=[Part.of_text("hi")])],
+    )
+    await store.save(left)
+    engine = Engine(store, EventBus(), registry)
+    await engine.recover()
+    done = await engine.get("t1")
+    assert done.status.state == TaskState.FAILED
+    assert done.status.message is not None and done.status.message.text == "interrupted by server restart"
+    events = await store.read_after("t1", 0)
+    assert isinstance(events[-1].event, StatusEvent) and events[-1].event.status.state == TaskState.FAILED
+
+
+async def test_recover_reruns_a_rerunnable_skill() -> None:
+    store = MemoryStore()
+    skill = ScriptSkill("tokens", tokens)
+    skill.rerunnable = True
+    left = Task(
+        id="t2",
+        context_id="c1",
+        status=TaskStatus(state=TaskState.WORKING),
+        skill="tokens",
+        history=[Message(role=Role.USER, parts=[Part.of_text("hi")])],
+    )
+    await store.save(left)
+    engine = Engine(store, EventBus(), SkillRegistry([skill]))
+    await engine.recover()
+    done = await engine.wait("t2", 5)
+    assert done.status.state == TaskState.COMPLETED
+    assert done.artifacts[0].parts[0].text == "a b c"

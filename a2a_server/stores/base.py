@@ -50,4 +50,16 @@ class TaskStore(Protocol):
 
     async def last_event_id(self, task_id: str) -> int: ...
 
+    async def unsettled(self) -> builtins.list[Task]:
+        """Tasks neither terminal nor interrupted: after a restart, the ones a dead process left running."""
+        ...
+
+    async def purge_finished_before(self, timestamp: str) -> int:
+        """Delete terminal tasks (and their logs) whose status timestamp is older; return how many."""
+        ...
+
+    async def integrity_check(self) -> str:
+        """ "ok" when the storage is sound."""
+        ...
+
     async def close(self) -> None: ...

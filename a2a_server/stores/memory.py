@@ -62,5 +62,18 @@ class MemoryStore:
         log = self._logs.get(task_id)
         return log[-1].id if log else 0
 
+    async def unsettled(self) -> builtins.list[Task]:
+        return [t for t in self._tasks.values() if not t.status.state.settled]
+
+    async def purge_finished_before(self, timestamp: str) -> int:
+        old = [t.id for t in self._tasks.values() if t.status.state.terminal and t.status.timestamp < timestamp]
+        for task_id in old:
+            del self._tasks[task_id]
+            self._logs.pop(task_id, None)
+        return len(old)
+
+    async def integrity_check(self) -> str:
+        return "ok"
+
     async def close(self) -> None:
         return None

@@ -31,6 +31,7 @@ def _artifact(*parts: Part, artifact_id: str | None = None) -> ArtifactOut:
 
 class ConformanceSkill(BaseSkill):
     name = "conformance"
+    rerunnable = True  # scripted and side-effect free
 
     def card(self) -> SkillCard:
         return SkillCard(
