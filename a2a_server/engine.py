@@ -75,6 +75,7 @@ class _Run:
     clock: RunClock = field(default_factory=RunClock)
     # set when the engine ends the run for its own reason (event cap, shutdown): the final status to use
     abort: Status | None = None
+    last_id: int = 0
 
 
 class ShuttingDown(UnsupportedOperation):
@@ -122,6 +123,7 @@ class Engine:
             raise InvalidParams(f"Invalid params: {exc}") from None
         req.message.task_id, req.message.context_id = task.id, task.context_id
         prior = await self._context_history(task) if existing is None and req.context_id else []
+        last_id = await self.store.last_event_id(task.id) if existing is not None else 0
         task.history.append(req.message)
         await self.store.save(task)
         ctx = SkillContext(
@@ -131,7 +133,7 @@ class Engine:
             history=prior + task.history[:-1],
             metadata=req.metadata,
         )
-        run = _Run(task=task, ctx=ctx)
+        run = _Run(task=task, ctx=ctx, last_id=last_id)
         self._runs[task.id] = run
         self.metrics.active.set(len(self._runs))
         run.job = asyncio.create_task(self._drive(run, skill.run(ctx), continuing=existing is not None))
@@ -294,6 +296,7 @@ class Engine:
 
     async def _publish(self, run: _Run, event: TaskEvent) -> None:
         logged = await self.store.append(run.task.id, event)
+        run.last_id = logged.id
         self.metrics.events.inc()
         # keep room for the closing chunk and the final status
         if logged.id >= self.max_events - 2 and run.abort is None and not event.settles:
@@ -319,10 +322,22 @@ class Engine:
     # ------------------------------------------------------------ queries
 
     async def get(self, task_id: str) -> Task:
+        """The task as it is now: a running task's live state (tokens included), else the stored one."""
+        run = self._runs.get(task_id)
+        if run is not None:
+            return run.task
         task = await self.store.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
         return task
+
+    async def snapshot(self, task_id: str) -> tuple[Task, int]:
+        """The task and the id of the last event it reflects, taken together (for resubscribe)."""
+        run = self._runs.get(task_id)
+        if run is not None:
+            return run.task, run.last_id
+        task = await self.get(task_id)
+        return task, await self.store.last_event_id(task_id)
 
     def running(self, task_id: str) -> bool:
         return task_id in self._runs
@@ -399,7 +414,8 @@ class Engine:
         """After a restart: end every task a dead process left unsettled, or re-run it if its skill allows."""
         for task in await self.store.unsettled():
             skill = self.skills.find(task.skill)
-            run = _Run(task=task, ctx=SkillContext(task.id, task.context_id, task.history[-1], task.history[:-1], {}))
+            ctx = SkillContext(task.id, task.context_id, task.history[-1], task.history[:-1], {})
+            run = _Run(task=task, ctx=ctx, last_id=await self.store.last_event_id(task.id))
             self._runs[task.id] = run
             if skill is not None and getattr(skill, "rerunnable", False):
                 log.info("task %s [%s] re-run after server restart", task.id, task.skill)

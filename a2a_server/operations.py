@@ -85,8 +85,7 @@ async def cancel(engine: Engine, call: Call, dialect: Dialect, params: Any) -> J
 
 async def resubscribe(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    task = await engine.get(q.id)
-    last = await engine.store.last_event_id(task.id)
+    task, last = await engine.snapshot(q.id)
     if call.last_event_id is not None:
         if call.last_event_id > last:
             raise InvalidParams(

@@ -1,26 +1,40 @@
-"""The in-memory store: for tests, demos and `--store memory`. Nothing survives a restart."""
+"""The in-memory store: for tests, demos and ``--store memory``. Nothing survives a restart.
+
+Tasks are kept as JSON snapshots, like every other store: a saved task never changes until the next
+``save``, and ``get`` hands out a fresh object (a JSON round trip costs ~14 µs; a deep copy ~44 µs).
+"""
 
 from __future__ import annotations
 
 import builtins
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from a2a_server.errors import InvalidParams
 from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
 from a2a_server.stores.base import TaskPage
 
 
+@dataclass(slots=True)
+class _Row:
+    json: str
+    context_id: str
+    state: TaskState
+    timestamp: str
+
+
 class MemoryStore:
     def __init__(self) -> None:
         # insertion order = creation order; listing walks it backwards (newest first)
-        self._tasks: OrderedDict[str, Task] = OrderedDict()
+        self._tasks: OrderedDict[str, _Row] = OrderedDict()
         self._logs: dict[str, list[LoggedEvent]] = {}
 
     async def save(self, task: Task) -> None:
-        self._tasks[task.id] = task
+        self._tasks[task.id] = _Row(task.model_dump_json(), task.context_id, task.status.state, task.status.timestamp)
 
     async def get(self, task_id: str) -> Task | None:
-        return self._tasks.get(task_id)
+        row = self._tasks.get(task_id)
+        return Task.model_validate_json(row.json) if row is not None else None
 
     async def list(
         self,
@@ -32,21 +46,21 @@ class MemoryStore:
         page_token: str | None = None,
     ) -> TaskPage:
         matching = [
-            t
-            for t in reversed(self._tasks.values())
-            if (context_id is None or t.context_id == context_id)
-            and (state is None or t.status.state == state)
-            and (updated_after is None or t.status.timestamp > updated_after)
+            task_id
+            for task_id, row in reversed(self._tasks.items())
+            if (context_id is None or row.context_id == context_id)
+            and (state is None or row.state == state)
+            and (updated_after is None or row.timestamp > updated_after)
         ]
         start = 0
         if page_token:
-            ids = [t.id for t in matching]
-            if page_token not in ids:
+            if page_token not in matching:
                 raise InvalidParams(f"Invalid params: pageToken {page_token!r} is not from a previous page")
-            start = ids.index(page_token)
+            start = matching.index(page_token)
         page = matching[start : start + page_size]
         rest = matching[start + page_size : start + page_size + 1]
-        return TaskPage(tasks=page, next_page_token=rest[0].id if rest else "", total_size=len(matching))
+        tasks = [Task.model_validate_json(self._tasks[i].json) for i in page]
+        return TaskPage(tasks=tasks, next_page_token=rest[0] if rest else "", total_size=len(matching))
 
     async def append(self, task_id: str, event: TaskEvent) -> LoggedEvent:
         log = self._logs.setdefault(task_id, [])
@@ -63,10 +77,10 @@ class MemoryStore:
         return log[-1].id if log else 0
 
     async def unsettled(self) -> builtins.list[Task]:
-        return [t for t in self._tasks.values() if not t.status.state.settled]
+        return [Task.model_validate_json(r.json) for r in self._tasks.values() if not r.state.settled]
 
     async def purge_finished_before(self, timestamp: str) -> int:
-        old = [t.id for t in self._tasks.values() if t.status.state.terminal and t.status.timestamp < timestamp]
+        old = [i for i, r in self._tasks.items() if r.state.terminal and r.timestamp < timestamp]
         for task_id in old:
             del self._tasks[task_id]
             self._logs.pop(task_id, None)
