@@ -1,9 +1,10 @@
 """The agent card, in the shape each generation's clients accept (A2A-PROTOCOL.md §2).
 
 - 1.0 (``A2A-Version: 1.0``): ``supportedInterfaces`` only; a strict 1.0 validator rejects the 0.3 keys.
-- otherwise (0.3 and 0.1 clients, which send no header): the 0.3 keys ``url``, ``protocolVersion``,
-  ``preferredTransport``, ``additionalInterfaces`` plus ``supportedInterfaces`` for 1.0 clients that
-  read a compat card. It is also a valid 0.1 card (name, url, version, capabilities, skills).
+- ``A2A-Version: 0.3`` (or 0.2, 0.1): a pure 0.3 card, with ``url``, ``protocolVersion``,
+  ``preferredTransport``, ``additionalInterfaces`` and no 1.0 keys; it is also a valid 0.1 card.
+- no header (old clients, browsers, curl): the 0.3 card plus ``supportedInterfaces``, so a 1.0 client
+  that reads it finds its interface too (a2a-sdk 1.3.0 then prefers 1.0; 0.3 clients ignore the key).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ def _skill(card: SkillCard) -> JSON:
     return out
 
 
-def build(static: JSON, skills: SkillRegistry, base_url: str, version: str) -> JSON:
-    """The card for ``version`` ("1.0" or anything older) served at ``base_url``."""
+def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None) -> JSON:
+    """The card for ``version`` ("1.0", an older "0.x", or None for the compat card) served at ``base_url``."""
     rpc_url = base_url.rstrip("/") + "/a2a"
     skills_json = [_skill(s.card()) for s in skills]
     interfaces = [
@@ -70,6 +71,8 @@ def build(static: JSON, skills: SkillRegistry, base_url: str, version: str) -> J
     }
     if version == "1.0":
         return card
+    if version is not None:
+        del card["supportedInterfaces"]
     card["capabilities"] = {"streaming": True, "pushNotifications": False, "stateTransitionHistory": True}
     card.update(
         {

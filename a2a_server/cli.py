@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--store", help="memory or sqlite:///path/to.db (A2A_STORE)")
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
         else:
-            p.add_argument("--version", dest="card_version", default="0.3", help="1.0 or 0.3 (default 0.3)")
+            p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
     for ep in entry_points(group=COMMAND_GROUP):
         sub.add_parser(ep.name, help=f"(plugin) {ep.value}", add_help=False)
     return parser
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     return _serve(settings)
 
 
-def _card(settings: Settings, version: str) -> int:
+def _card(settings: Settings, version: str | None) -> int:
     from a2a_server import card
     from a2a_server.skill import SkillRegistry, load_skill
 

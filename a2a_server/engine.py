@@ -250,11 +250,9 @@ class Engine:
         if status.state != task.status.state:
             log.info("task %s [%s] %s -> %s", task.id, task.skill, task.status.state.value, status.state.value)
         task.status = status
-        if status.state.settled or status.state == TaskState.WORKING:
-            await self.store.save(task)
-        await self._publish(
-            run, StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata)
-        )
+        event = StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata)
+        # the snapshot is written with the state changes that matter after a crash, in the event's transaction
+        await self._publish(run, event, save=status.state.settled or status.state == TaskState.WORKING)
 
     async def _token(self, run: _Run, ev: Token) -> None:
         art = run.stream_artifact
@@ -294,8 +292,9 @@ class Engine:
             index=index,
         )
 
-    async def _publish(self, run: _Run, event: TaskEvent) -> None:
-        logged = await self.store.append(run.task.id, event)
+    async def _publish(self, run: _Run, event: TaskEvent, save: bool = False) -> None:
+        save = save or event.settles
+        logged = await self.store.append(run.task.id, event, snapshot=run.task if save else None)
         run.last_id = logged.id
         self.metrics.events.inc()
         # keep room for the closing chunk and the final status
@@ -304,7 +303,6 @@ class Engine:
             run.ctx.cancelled.set()
         if event.settles:
             # no await from here to publish: a reader that saw this event in the log sees the run gone
-            await self.store.save(run.task)
             self._runs.pop(run.task.id, None)
             run.settled.set()
             self._observe_end(run)

@@ -71,9 +71,10 @@ def start_server(
         skills,
         *args,
     ]
-    proc = subprocess.Popen(
-        cmd, stdout=log_path.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT
-    )
+    with log_path.open("wb") as log_file:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            cmd, stdout=log_file, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd=ROOT
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

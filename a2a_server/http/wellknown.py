@@ -17,7 +17,7 @@ from a2a_server.metrics import CONTENT_TYPE
 async def agent_card(request: Request) -> Response:
     state = app_state(request)
     try:
-        version = requested_version(request) or "0.3"
+        version = requested_version(request)
     except BadVersion as exc:
         return json_response({"error": str(exc)}, 400)
     base_url = state.settings.public_url or str(request.base_url)

@@ -62,7 +62,9 @@ class MemoryStore:
         tasks = [Task.model_validate_json(self._tasks[i].json) for i in page]
         return TaskPage(tasks=tasks, next_page_token=rest[0] if rest else "", total_size=len(matching))
 
-    async def append(self, task_id: str, event: TaskEvent) -> LoggedEvent:
+    async def append(self, task_id: str, event: TaskEvent, *, snapshot: Task | None = None) -> LoggedEvent:
+        if snapshot is not None:
+            await self.save(snapshot)
         log = self._logs.setdefault(task_id, [])
         logged = LoggedEvent(id=len(log) + 1, event=event)
         log.append(logged)
