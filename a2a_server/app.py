@@ -20,7 +20,7 @@ from a2a_server.http import routes
 from a2a_server.http.state import AppState
 from a2a_server.rpc import Dispatcher
 from a2a_server.skill import Skill, SkillRegistry, load_skill
-from a2a_server.stores import MemoryStore
+from a2a_server.stores import open_store, store_path
 
 log = logging.getLogger("a2a_server")
 
@@ -29,11 +29,13 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     """The ASGI app. ``skills`` (instances) replaces ``settings.skills`` (names) when given."""
     settings = settings or Settings()
     static_card = card.load_static(settings.card_file)
+    store_path(settings.store)  # a bad --store fails here, before the server binds
     registry = SkillRegistry(skills if skills is not None else [load_skill(name) for name in settings.skills])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = MemoryStore()
+        store = await open_store(settings.store)
+        log.info("task store: %s", store_path(settings.store) or "memory (nothing survives a restart)")
         engine = Engine(
             store,
             EventBus(settings.subscriber_buffer),

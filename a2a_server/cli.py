@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--max-body-bytes", type=int, help="largest accepted request body (default 1 MiB)")
             p.add_argument("--blocking-timeout", type=float, help="longest wait of a blocking send (default 60 s)")
             p.add_argument("--log-level", help="debug, info, warning (default info)")
-            p.add_argument("--store", help="memory or sqlite:///path/to.db (A2A_STORE)")
+            p.add_argument(
+                "--store", help="sqlite (default: a file in the user's data dir), sqlite:///path/to.db or memory"
+            )
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")

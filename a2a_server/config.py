@@ -28,8 +28,8 @@ class Settings:
     send_timeout: float = 30.0
     card_max_age: int = 300
     log_level: str = "info"
-    # "memory", or "sqlite:///path/to.db" (the default once the SQLite store lands)
-    store: str = "memory"
+    # "sqlite" (a file in the user's data directory), "sqlite:///path/to.db" or "memory"
+    store: str = "sqlite"
     # a task's event log holds at most this many events; a skill that goes past fails its task
     max_events_per_task: int = 100_000
     # finished tasks older than this are purged (0 = keep forever), checked every purge_interval seconds

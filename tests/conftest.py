@@ -29,7 +29,7 @@ def free_port() -> int:
 
 @pytest.fixture
 async def app() -> AsyncIterator[Starlette]:
-    application = create_app(Settings(skills=["echo", "conformance"], cancel_grace=1.0))
+    application = create_app(Settings(skills=["echo", "conformance"], cancel_grace=1.0, store="memory"))
     async with application.router.lifespan_context(application):
         yield application
 
@@ -58,6 +58,8 @@ def start_server(
     """Start ``python -m a2a_server serve`` on a free loopback port and wait for /healthz."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
+    if "--store" not in args:  # each server gets its own SQLite file, never the user's default
+        args = (*args, "--store", f"sqlite://{tmp_path / f'tasks-{port}.db'}")
     cmd = [
         sys.executable,
         "-m",

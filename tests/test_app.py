@@ -9,7 +9,7 @@ from a2a_server import Settings, create_app
 
 
 async def _client(origins: list[str]) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(skills=["echo"], cors_origins=origins))
+    app = create_app(Settings(skills=["echo"], cors_origins=origins, store="memory"))
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         yield c
