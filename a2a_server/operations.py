@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from a2a_server import cursor
 from a2a_server.dialects import V10, Dialect
 from a2a_server.dialects.base import JSON, SendRequest, validate
 from a2a_server.dialects.v10 import ListQuery
@@ -30,7 +31,7 @@ class Call:
 
     version: str | None = None  # normalized A2A-Version ("0.1", "0.2", "0.3", "1.0")
     stream_path: bool = False  # POST /a2a/stream: task-creating methods stream
-    last_event_id: int | None = None
+    last_event_id: str | None = None  # the raw Last-Event-ID header (see cursor.py)
     blocking_timeout: float = 60.0
 
 
@@ -87,13 +88,11 @@ async def resubscribe(engine: Engine, call: Call, dialect: Dialect, params: Any)
     q = dialect.parse_task_query(params)
     task, last = await engine.snapshot(q.id)
     if call.last_event_id is not None:
-        if call.last_event_id > last:
-            raise InvalidParams(
-                f"Invalid params: Last-Event-ID {call.last_event_id} is beyond the last event ({last})"
-                f" of task {task.id}",
-                {"taskId": task.id, "lastEventId": str(last)},
-            )
-        return StreamPlan(dialect, task.id, call.last_event_id)
+        try:
+            after = cursor.parse(call.last_event_id, task.id, last)
+        except cursor.BadCursor as exc:
+            raise InvalidParams(f"Invalid params: {exc}", {"taskId": task.id, "lastEventId": str(last)}) from None
+        return StreamPlan(dialect, task.id, after)
     if dialect is V10 and task.status.state.terminal:
         raise UnsupportedOperation(
             f"Task {task.id} is {task.status.state.value}; SubscribeToTask needs a task that is not terminal",

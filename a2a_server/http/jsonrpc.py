@@ -10,8 +10,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from a2a_server import cursor
 from a2a_server.dialects import V03, V10
-from a2a_server.errors import INVALID_PARAMS, INVALID_REQUEST, VersionNotSupported
+from a2a_server.errors import INVALID_REQUEST, VersionNotSupported
 from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
 from a2a_server.operations import Call, frames
 from a2a_server.rpc import Streamed, error_response
@@ -50,16 +51,12 @@ async def _handle(request: Request, stream_path: bool) -> Response:
     body = await _read_body(request, state.settings.max_body_bytes)
     if isinstance(body, Response):
         return body
-    last_event_id = request.headers.get("last-event-id")
-    call = Call(version=version, stream_path=stream_path, blocking_timeout=state.settings.blocking_timeout)
-    if last_event_id is not None:
-        try:
-            call.last_event_id = int(last_event_id)
-            if call.last_event_id < 0:
-                raise ValueError
-        except ValueError:
-            message = f"Invalid params: Last-Event-ID must be a non-negative event id, got {last_event_id!r}"
-            return json_response(error_response(dialect, INVALID_PARAMS, message))
+    call = Call(
+        version=version,
+        stream_path=stream_path,
+        blocking_timeout=state.settings.blocking_timeout,
+        last_event_id=request.headers.get("last-event-id"),
+    )
     answer = await state.dispatcher.handle(body, call)
     if answer is None:
         return Response(status_code=204)
@@ -100,12 +97,12 @@ def _sse(state: AppState, answer: Streamed) -> Response:
 
 
 async def _events(state: AppState, answer: Streamed) -> AsyncIterator[ServerSentEvent]:
-    request_id = answer.request_id
+    request_id, task_id = answer.request_id, answer.plan.task_id
     open_streams = state.engine.metrics.streams
     open_streams.inc()
     try:
         async for event_id, result in frames(state.engine, answer.plan):
             envelope = {"jsonrpc": "2.0", "id": request_id, "result": result}
-            yield ServerSentEvent(data=dumps(envelope), id=str(event_id))
+            yield ServerSentEvent(data=dumps(envelope), id=cursor.sse_id(task_id, event_id))
     finally:
         open_streams.dec()
