@@ -25,7 +25,8 @@ install: $(STAMP) ## create .venv and install the project with its dev and infer
 serve: $(STAMP) ## run the server on $(HOST):$(PORT) with the default skills and model
 	$(BIN)/a2a-server serve --host $(HOST) --port $(PORT) --skills $(SKILLS)
 
-test: $(STAMP) ## install what the suite needs and run the whole suite
+test: $(STAMP) ## install what the suite needs (incl. Debian chromium for the browser test) and run the whole suite
+	bash scripts/install-browser
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff
