@@ -126,6 +126,7 @@ class Engine:
         last_id = await self.store.last_event_id(task.id) if existing is not None else 0
         task.history.append(req.message)
         await self.store.save(task)
+        log.info("task %s [%s] %s (%s)", task.id, task.skill, "continued" if existing else "created", dialect)
         ctx = SkillContext(
             task_id=task.id,
             context_id=task.context_id,
