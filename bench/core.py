@@ -26,10 +26,22 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 from types import FrameType
 
-from bench.core_apps import APPS, HOST, RESULTS, ROOT, UVICORN_FLAGS, WORDS, Checked, check, running
+from bench.core_apps import (
+    APPS,
+    HOST,
+    RESULTS,
+    ROOT,
+    WORDS,
+    Checked,
+    check,
+    core_busy_seconds,
+    cpu_seconds,
+    running,
+)
 
 WRK_ERRORS = ("connect", "read", "write", "status", "timeout")
 
@@ -92,9 +104,11 @@ def machine() -> str:
     model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo if ln.startswith("model name")), "?")
     wrk_v = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False).stdout
     libs = ", ".join(f"{p} {version(p)}" for p in ("starlette", "uvicorn", "sse-starlette", "jsonrpcserver"))
+    loop = "uvloop" if find_spec("uvloop") else "asyncio"
+    http = "httptools" if find_spec("httptools") else "h11"
     return (
         f"{model}, {os.cpu_count()} cores, Linux {platform.release()}; Python {platform.python_version()}, "
-        f"{libs}; wrk {wrk_v.split()[1] if wrk_v else '?'}; uvicorn {' '.join(UVICORN_FLAGS[:4])}, 1 worker"
+        f"{libs}; wrk {wrk_v.split()[1] if wrk_v else '?'}; uvicorn loop {loop}, http {http} (both 'auto'), 1 worker"
     )
 
 
@@ -124,16 +138,14 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     parser.add_argument("--duration", type=int, default=int(os.environ.get("BENCH_DURATION", "5")),
                         help="seconds per measurement (wrk -d)")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=1, help="seconds of wrk before each measurement")
-    parser.add_argument(
-        "--only", choices=list(APPS), help="measure one app (e.g. bare, before the server exists)"
-    )
+    parser.add_argument("--only", choices=list(APPS), help="measure one app (e.g. bare, before the server exists)")
+    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite",
+                        help="a2a-server's task store (default: sqlite, a fresh file per start)")  # fmt: skip
     parser.add_argument("--cases", help="comma-separated subset, e.g. 'send c64,stream c64'")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _terminate)
@@ -144,14 +156,12 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log = RESULTS / f"{stamp}-apps.log"
-    print(
-        f"apps on cpu {app_cpu}, wrk on cpu {wrk_cpu}; {args.rounds} rounds x {args.duration} s; logs: {log}"
-    )
+    print(f"apps on cpu {app_cpu}, wrk on cpu {wrk_cpu}; {args.rounds} rounds x {args.duration} s; logs: {log}")
 
     checked: dict[str, Checked] = {}
     notes = []
     for app in apps:
-        with running(app, app_cpu, log) as port:
+        with running(app, app_cpu, log, args.store) as (port, _):
             seen = checked[app] = check(app, port)
         notes.append(
             f"- {app}: one stream of {WORDS} words = {seen.events} SSE events ({seen.chunks} artifact chunks, "
@@ -161,21 +171,28 @@ def main() -> None:
         print(notes[-1], flush=True)
 
     samples: dict[tuple[str, str], list[float]] = {}
+    per_cpu: dict[tuple[str, str], list[float]] = {}
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
     rounds: list[str] = []
     errors: list[str] = []
     for rnd in range(1, args.rounds + 1):
         order = apps if rnd % 2 else apps[::-1]
         for case in cases:
             for app in order:
-                with running(app, app_cpu, log) as port:
+                with running(app, app_cpu, log, args.store) as (port, pid):
                     if args.warmup > 0:
                         wrk(case, port, wrk_cpu, args.warmup)
+                    cpu0, core0 = cpu_seconds(pid), core_busy_seconds(app_cpu)
                     stats = wrk(case, port, wrk_cpu, args.duration)
+                    app_cpu_s, core_s = cpu_seconds(pid) - cpu0, core_busy_seconds(app_cpu) - core0
                 value = rate(case, stats)
+                seconds = stats["duration_us"] / 1e6
                 samples.setdefault((case.name, app), []).append(value)
+                per_cpu.setdefault((case.name, app), []).append(value * seconds / max(app_cpu_s, 1e-3))
                 line = (
                     f"round {rnd} {case.name:<10} {app:<10} {value:>9,.0f} {case.unit:<8} "
-                    f"p50 {stats['p50_us'] / 1000:.1f} ms, p99 {stats['p99_us'] / 1000:.1f} ms"
+                    f"p50 {stats['p50_us'] / 1000:.1f} ms, p99 {stats['p99_us'] / 1000:.1f} ms, "
+                    f"app CPU {app_cpu_s / seconds:.0%}, others on its core {(core_s - app_cpu_s) / seconds:.0%}"
                 )
                 if case.streaming:
                     line += f", by bytes {rate_by_bytes(stats, checked[app]):,.0f} events/s"
@@ -186,20 +203,28 @@ def main() -> None:
                 print(line, flush=True)
 
     medians = {key: statistics.median(values) for key, values in samples.items()}
+    cpu_medians = {key: statistics.median(values) for key, values in per_cpu.items()}
+    load_after = Path("/proc/loadavg").read_text().split()[:3]
     report = "\n".join([
         f"# bench {stamp}",
         "",
         f"Command: `{shlex.join(['bench/run', *sys.argv[1:]])}`",
         "",
         f"Machine: {machine()}",
+        f"Load average (1, 5, 15 min) before the rounds {' '.join(load_before)}, after {' '.join(load_after)}.",
         "",
         (
             f"Medians of {args.rounds} rounds of {args.duration} s (apps alternate going first), wrk -t1 after "
             f"{args.warmup} s of warm-up, apps pinned to cpu {app_cpu}, wrk to cpu {wrk_cpu}, a fresh app "
-            f"process per measurement. Events/s = completed streams x {WORDS} / duration."
+            f"process per measurement, a2a-server with the {args.store} store. "
+            f"Events/s = completed streams x {WORDS} / duration."
         ),
         "",
         table(medians, cases),
+        "",
+        "The same work per CPU-second of the app process (less sensitive to other load on the machine):",
+        "",
+        table(cpu_medians, cases),
         "",
         "Checked by hand before the rounds:",
         *notes,

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -29,15 +30,14 @@ PIDFILE = RESULTS / ".pids"
 HOST = "127.0.0.1"
 WORDS = 100  # words per streamed message = artifact chunk events per stream
 
-# `a2a-server serve` runs uvicorn with these settings (a2a_server/cli.py); the bare app must run
-# under the same ones or the ratio means nothing.
-UVICORN_FLAGS = ["--loop", "asyncio", "--http", "h11", "--no-access-log", "--log-level", "warning"]
+# `a2a-server serve` calls uvicorn.run with uvicorn's default loop and HTTP ("auto": uvloop and
+# httptools when installed, else asyncio and h11), no access log, log level info (a2a_server/cli.py).
+# The bare app must run under the same settings or the ratio means nothing.
+UVICORN_FLAGS = ["--loop", "auto", "--http", "auto", "--no-access-log", "--log-level", "info"]
 
-APPS: dict[str, list[str]] = {
-    "a2a-server": [str(BIN / "a2a-server"), "serve", "--host", HOST, "--port", "{port}", "--skills", "echo"],
-    "bare": [str(BIN / "python"), "-m", "uvicorn", "bench.bare_app:app", "--host", HOST, "--port", "{port}"]
-    + UVICORN_FLAGS,
-}
+SERVER = [str(BIN / "a2a-server"), "serve", "--host", HOST, "--port", "{port}", "--skills", "echo"]
+BARE = [str(BIN / "python"), "-m", "uvicorn", "bench.bare_app:app", "--host", HOST, "--port", "{port}"]
+APPS: dict[str, list[str]] = {"a2a-server": SERVER, "bare": [*BARE, *UVICORN_FLAGS]}
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,7 @@ def check(app: str, port: int) -> Checked:
     frames = [f for f in raw.decode().replace("\r\n", "\n").split("\n\n") if "data:" in f]
     chunks = [f for f in frames if "artifactUpdate" in f]
     if status != 200 or not ctype.startswith("text/event-stream") or len(chunks) != WORDS:
-        raise SystemExit(
-            f"{app}: stream answered {status} {ctype} with {len(chunks)} chunk events, not {WORDS}"
-        )
+        raise SystemExit(f"{app}: stream answered {status} {ctype} with {len(chunks)} chunk events, not {WORDS}")
     ids = sum(1 for f in frames if re.search(r"^id:", f, re.MULTILINE))
     return Checked(send_bytes, _wire_bytes(port, body), len(frames), len(chunks), ids)
 
@@ -118,12 +116,24 @@ def _healthy(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running(app: str, cpu: int, log: Path) -> Iterator[int]:
-    """Start ``app`` pinned to ``cpu``, yield its port once /healthz answers, always stop it."""
+def running(app: str, cpu: int, log: Path, store: str = "sqlite") -> Iterator[tuple[int, int]]:
+    """Start ``app`` pinned to ``cpu``, yield (port, pid) once /healthz answers, always stop it.
+
+    a2a-server gets ``store``: "memory", or "sqlite" for a fresh database file of its own that is
+    removed afterwards (never the user's default one, which other runs and people share).
+    """
+    with tempfile.TemporaryDirectory(prefix="a2a-bench-") as tmp:
+        env = {**os.environ, "A2A_STORE": "memory" if store == "memory" else f"sqlite://{tmp}/tasks.db"}
+        with _started(app, cpu, log, env) as started:
+            yield started
+
+
+@contextlib.contextmanager
+def _started(app: str, cpu: int, log: Path, env: dict[str, str]) -> Iterator[tuple[int, int]]:
     port = _free_port()
     argv = ["taskset", "-c", str(cpu), *(a.format(port=port) for a in APPS[app])]
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     with PIDFILE.open("a") as f:
         f.write(f"{proc.pid}\n")
     try:
@@ -134,7 +144,7 @@ def running(app: str, cpu: int, log: Path) -> Iterator[int]:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{app} not healthy after 30 s; see {log}")
             time.sleep(0.1)
-        yield port
+        yield port, proc.pid  # taskset execs the app, so this is the app's own pid
     finally:
         _stop(proc)
         kept = [line for line in PIDFILE.read_text().splitlines() if line != str(proc.pid)]
@@ -150,3 +160,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def core_busy_seconds(cpu: int) -> float:
+    """CPU time core ``cpu`` has spent busy (any process, any mode but idle and iowait) since boot."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *ticks = line.split()
+        if name == f"cpu{cpu}":
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(t) for t in ticks[:8])
+            return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    raise ValueError(f"no cpu{cpu} in /proc/stat")
