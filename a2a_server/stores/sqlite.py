@@ -24,10 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from pydantic import TypeAdapter
-
 from a2a_server.errors import InvalidParams, TaskNotFound
-from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
+from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, Task, TaskEvent, TaskState
 from a2a_server.stores.base import TaskPage
 
 T = TypeVar("T")
@@ -54,13 +52,19 @@ MIGRATIONS: list[tuple[str, ...]] = [
             task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,
             owner TEXT NOT NULL,
+            kind TEXT NOT NULL,  -- which TaskEvent: parsing the right model is 3x faster than the union
             json TEXT NOT NULL,
             PRIMARY KEY (task_id, seq)) WITHOUT ROWID""",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_EVENT: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
+_KINDS: dict[str, type[StatusEvent] | type[ArtifactEvent] | type[MessageEvent]] = {
+    "status": StatusEvent,
+    "artifact": ArtifactEvent,
+    "message": MessageEvent,
+}
+_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
 _UNSETTLED = tuple(s.value for s in TaskState if not s.settled)
 _TERMINAL = tuple(s.value for s in TaskState if s.terminal)
 _UPSERT = """INSERT INTO tasks (id, created, context_id, state, updated, owner, dialect, skill, json)
@@ -69,8 +73,8 @@ _UPSERT = """INSERT INTO tasks (id, created, context_id, state, updated, owner, 
     updated = excluded.updated, owner = excluded.owner, dialect = excluded.dialect,
     skill = excluded.skill, json = excluded.json"""
 # the next id and the owner come from the database inside the write transaction: no cache to undo
-_APPEND = """INSERT INTO events (task_id, seq, owner, json)
-    SELECT id, COALESCE((SELECT MAX(seq) FROM events WHERE task_id = ?1), 0) + 1, owner, ?2
+_APPEND = """INSERT INTO events (task_id, seq, owner, kind, json)
+    SELECT id, COALESCE((SELECT MAX(seq) FROM events WHERE task_id = ?1), 0) + 1, owner, ?2, ?3
     FROM tasks WHERE id = ?1 RETURNING seq"""
 
 
@@ -91,8 +95,9 @@ class SQLiteStore:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2a-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[_Op, asyncio.Future[Any]]] = []
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # clear while a transaction is scheduled or committing
+        self._idle.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
     @classmethod
@@ -105,7 +110,7 @@ class SQLiteStore:
         except BaseException:
             store._executor.shutdown(wait=False)
             raise
-        store._writer = asyncio.create_task(store._write_loop(), name=f"sqlite-writer {store.path}")
+        store._loop = asyncio.get_running_loop()
         return store
 
     def _connect(self) -> None:
@@ -150,9 +155,13 @@ class SQLiteStore:
 
     async def _write(self, op: Callable[[sqlite3.Connection], T]) -> T:
         self._connection()
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        future: asyncio.Future[T] = loop.create_future()
         self._pending.append((op, future))
-        self._wake.set()
+        if self._idle.is_set():
+            self._idle.clear()
+            # not now but on the next tick, so that every write queued in this tick shares the transaction
+            loop.call_soon(self._flush)
         return await future
 
     def _connection(self) -> sqlite3.Connection:
@@ -160,25 +169,31 @@ class SQLiteStore:
             raise StoreClosed(f"the SQLite store {self.path} is closed")
         return self._conn
 
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._pending or not self._closed:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
+    # Group commit without a writer task (each task hop costs a loop iteration per write):
+    # _write ─call_soon─► _flush ─executor─► _commit ─call_soon_threadsafe─► _committed ─► futures
+    # and while one batch commits, new writes queue up; _committed flushes them at once.
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        loop = cast(asyncio.AbstractEventLoop, self._loop)
+        try:
+            done = self._executor.submit(self._commit, [op for op, _ in batch])
+        except BaseException as exc:  # the executor is gone: nothing of the batch is acknowledged
+            self._committed(batch, [exc] * len(batch))
+            return
+        done.add_done_callback(lambda f: loop.call_soon_threadsafe(self._committed, batch, f.result()))
+
+    def _committed(self, batch: list[tuple[_Op, asyncio.Future[Any]]], outcomes: list[Any]) -> None:
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # its caller was cancelled
                 continue
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await loop.run_in_executor(self._executor, self._commit, [op for op, _ in batch])
-            except BaseException as exc:  # the executor is gone: nothing of the batch is acknowledged
-                outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if future.done():  # its caller was cancelled
-                    continue
-                if isinstance(outcome, BaseException):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)
+            if isinstance(outcome, BaseException):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+        if self._pending:
+            self._flush()
+        else:
+            self._idle.set()
 
     def _commit(self, ops: list[_Op]) -> list[Any]:
         conn = cast(sqlite3.Connection, self._conn)
@@ -248,24 +263,29 @@ class SQLiteStore:
 
     async def append(self, task_id: str, event: TaskEvent, *, snapshot: Task | None = None) -> LoggedEvent:
         """Log ``event``; with ``snapshot``, save that task in the same transaction (both or neither)."""
-        data, row = event.model_dump_json(), None if snapshot is None else _task_row(snapshot)
+        kind, data = _KIND_OF[type(event)], event.model_dump_json()
+        row = None if snapshot is None else _task_row(snapshot)
 
         def op(conn: sqlite3.Connection) -> int:
             if row is not None:
                 conn.execute(_UPSERT, row)
-            seq = conn.execute(_APPEND, (task_id, data)).fetchone()
+            seq = conn.execute(_APPEND, (task_id, kind, data)).fetchone()
             if seq is None:
                 raise TaskNotFound(task_id)
             return int(seq[0])
 
-        return LoggedEvent(id=await self._write(op), event=event)
+        return LoggedEvent.model_construct(id=await self._write(op), event=event)  # both already valid
 
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
-        sql = "SELECT seq, json FROM events WHERE task_id = ? AND seq > ? ORDER BY seq"
+        sql = "SELECT seq, kind, json FROM events WHERE task_id = ? AND seq > ? ORDER BY seq"
 
         def op(conn: sqlite3.Connection) -> builtins.list[LoggedEvent]:
             rows = conn.execute(sql, (task_id, after))
-            return [LoggedEvent(id=seq, event=_EVENT.validate_json(js)) for seq, js in rows]
+            # model_construct: the event was just validated, the id comes from an INTEGER column
+            return [
+                LoggedEvent.model_construct(id=seq, event=_KINDS[kind].model_validate_json(js))
+                for seq, kind, js in rows
+            ]
 
         return await self._read(op)
 
@@ -277,9 +297,7 @@ class SQLiteStore:
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
-        if self._writer is not None:
-            await self._writer  # commits what was queued before close
+        await self._idle.wait()  # commits what was queued before close
         conn, self._conn = self._conn, None
         if conn is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
@@ -296,10 +314,10 @@ class SQLiteStore:
         """``PRAGMA integrity_check``: "ok", or its findings one per line."""
         return await self._read(lambda conn: "\n".join(r[0] for r in conn.execute("PRAGMA integrity_check")))
 
-    async def purge_finished_before(self, iso_timestamp: str) -> int:
-        """Delete terminal tasks last updated before ``iso_timestamp``, with their events; count them."""
+    async def purge_finished_before(self, timestamp: str) -> int:
+        """Delete terminal tasks whose status timestamp is before ``timestamp``, with their events; count them."""
         sql = f"DELETE FROM tasks WHERE state IN ({', '.join('?' * len(_TERMINAL))}) AND updated < ?"
-        return await self._write(lambda conn: int(conn.execute(sql, (*_TERMINAL, iso_timestamp)).rowcount))
+        return await self._write(lambda conn: int(conn.execute(sql, (*_TERMINAL, timestamp)).rowcount))
 
 
 def _task_row(task: Task) -> tuple[str, ...]:
