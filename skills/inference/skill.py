@@ -22,7 +22,16 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from a2a_server.model import Message, TaskState
-from a2a_server.skill import BaseSkill, InvalidSkillParams, SkillCard, SkillContext, SkillEvent, Status, Token
+from a2a_server.skill import (
+    BaseSkill,
+    InvalidSkillParams,
+    ModelInfo,
+    SkillCard,
+    SkillContext,
+    SkillEvent,
+    Status,
+    Token,
+)
 from skills.inference.backend import LLM
 from skills.inference.chat import chat_from, prompt_ids
 from skills.inference.generate import Failed, Finished, Generation
@@ -50,9 +59,15 @@ async def _first(*events: asyncio.Event) -> None:
             waiter.cancel()
 
 
-def _final(state: TaskState, spec: ModelSpec, reason: str, prompt: int, completion: int, timings: dict[str, float]) -> Status:
-    usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
-             "finish_reason": reason}  # fmt: skip
+def _final(
+    state: TaskState, spec: ModelSpec, reason: str, prompt: int, completion: int, timings: dict[str, float]
+) -> Status:
+    usage = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "finish_reason": reason,
+    }
     return Status(state, metadata={"usage": usage, "timings": timings, "model": spec.id})
 
 
@@ -105,6 +120,21 @@ class InferenceSkill(BaseSkill):
             output_modes=["text/plain"],
         )
 
+    def models(self) -> list[ModelInfo]:
+        """Every registry model: "loaded" once this process has it in memory, else its state on disk."""
+        infos = []
+        for spec in self.registry:
+            loaded = spec.id in self._models and self._models[spec.id].status is None
+            infos.append(
+                ModelInfo(
+                    id=spec.id,
+                    state="loaded" if loaded else str(spec.state()),
+                    context_length=spec.context_length,
+                    price_per_token=spec.price_per_token,
+                )
+            )
+        return infos
+
     def _spec(self, metadata: Mapping[str, Any]) -> ModelSpec:
         model_id = metadata.get("model")
         if model_id is not None and not isinstance(model_id, str):
@@ -121,8 +151,13 @@ class InferenceSkill(BaseSkill):
     def _model(self, spec: ModelSpec) -> LoadedModel:
         model = self._models.get(spec.id)
         if model is None:
-            model = LoadedModel(spec, pool_size=self.pool_size, max_waiting=self.queue_size,
-                                threads=spec.threads or self.threads, factory=self._factory)  # fmt: skip
+            model = LoadedModel(
+                spec,
+                pool_size=self.pool_size,
+                max_waiting=self.queue_size,
+                threads=spec.threads or self.threads,
+                factory=self._factory,
+            )
             self._models[spec.id] = model
         model.ensure_loading()
         return model
@@ -222,8 +257,11 @@ class InferenceSkill(BaseSkill):
                 delivered += 1
                 if event.text:  # "" while bytes are held back: the token shows up in a later chunk
                     yield Token(event.text)
-            timings = {"ttft_ms": round(event.ttft_ms, 1), "tokens_per_second": round(event.tokens_per_second, 1),
-                       "queue_ms": round(queue_ms, 1)}  # fmt: skip
+            timings = {
+                "ttft_ms": round(event.ttft_ms, 1),
+                "tokens_per_second": round(event.tokens_per_second, 1),
+                "queue_ms": round(queue_ms, 1),
+            }
             if cancelled or event.reason == "cancelled":
                 yield _final(TaskState.CANCELED, spec, "cancelled", event.prompt_tokens, delivered, timings)
                 return

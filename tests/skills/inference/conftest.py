@@ -105,7 +105,9 @@ def make_skill(tiny_registry: Registry) -> Callable[..., InferenceSkill]:
     return make
 
 
-def make_ctx(text: str = "hello world", metadata: dict[str, Any] | None = None, parts: list[Part] | None = None) -> SkillContext:
+def make_ctx(
+    text: str = "hello world", metadata: dict[str, Any] | None = None, parts: list[Part] | None = None
+) -> SkillContext:
     message = Message(role=Role.USER, parts=parts if parts is not None else [Part.of_text(text)])
     return SkillContext(task_id="t1", context_id="c1", message=message, history=[message], metadata=metadata or {})
 
@@ -131,9 +133,13 @@ class ScriptedLLM:
     """
 
     def __init__(
-        self, pieces: Sequence[bytes], *, delay: float = 0.0, gate: threading.Event | None = None,
+        self,
+        pieces: Sequence[bytes],
+        *,
+        delay: float = 0.0,
+        gate: threading.Event | None = None,
         context_length: int = TINY_CONTEXT,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.pieces = list(pieces)
         self.delay, self.gate = delay, gate
         self._context_length = context_length
@@ -173,9 +179,14 @@ def scripted_skill() -> Callable[..., InferenceSkill]:
     """``scripted_skill(pieces, pool_size=1, queue_size=16, context_length=512, delay=0, gate=None)``."""
 
     def make(
-        pieces: Sequence[bytes], *, pool_size: int = 1, queue_size: int = 16, context_length: int = TINY_CONTEXT,
-        delay: float = 0.0, gate: threading.Event | None = None,
-    ) -> InferenceSkill:  # fmt: skip
+        pieces: Sequence[bytes],
+        *,
+        pool_size: int = 1,
+        queue_size: int = 16,
+        context_length: int = TINY_CONTEXT,
+        delay: float = 0.0,
+        gate: threading.Event | None = None,
+    ) -> InferenceSkill:
         spec = ModelSpec(id="scripted", path=Path("/nonexistent/scripted.gguf"), context_length=context_length)
 
         def factory(path: Path, model_type: str, context: int, threads: int) -> LLM:
@@ -214,4 +225,3 @@ def smollm2_skill(smollm2_path: Path) -> InferenceSkill:
         return _loaded[path]
 
     return InferenceSkill(Registry(BUILTIN_MODELS), pool_size=1, llm_factory=factory)
-

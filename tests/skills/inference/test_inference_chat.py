@@ -18,7 +18,10 @@ def decode(ids: list[int]) -> str:
 def test_chatml_prompt_is_built_from_ids_and_ends_at_the_assistant_turn() -> None:
     turns = [Turn("system", "Be brief."), Turn("user", "Hi")]
     ids = prompt_ids(turns, fake_tokenize, chat_format="chatml", system_prompt="ignored: the chat has one")
-    assert decode(ids) == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert (
+        decode(ids)
+        == "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    )
     assert ids[0] == IM_START and ids.count(IM_START) == 3  # no BOS of the library's own
 
 

@@ -61,8 +61,19 @@ def test_defaults_and_a_single_stop_string() -> None:
 
 def test_good_parameters_pass(make_skill: Callable[..., InferenceSkill]) -> None:
     message = Message(role=Role.USER, parts=[Part.of_text("hi")])
-    make_skill().validate(message, {"max_tokens": 512, "temperature": 0, "top_p": 1, "top_k": 0, "seed": 0,
-                                    "repetition_penalty": 1.0, "stop": ["x"], "model": "tiny"})  # fmt: skip
+    make_skill().validate(
+        message,
+        {
+            "max_tokens": 512,
+            "temperature": 0,
+            "top_p": 1,
+            "top_k": 0,
+            "seed": 0,
+            "repetition_penalty": 1.0,
+            "stop": ["x"],
+            "model": "tiny",
+        },
+    )
 
 
 @pytest.mark.parametrize(

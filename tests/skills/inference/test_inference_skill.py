@@ -4,17 +4,22 @@ ctransformers plumbing, a scripted fake model where a test needs exact tokens or
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
 from a2a_server.model import TaskState
 from a2a_server.skill import SkillContext, SkillEvent, Status, Token
 from skills.inference import InferenceSkill
+from skills.inference.backend import LLM
 from skills.inference.generate import ContextOverflow
+from skills.inference.models import ModelSpec, Registry
+from skills.inference.runtime import ctransformers_factory
 
 Ctx = Callable[..., SkillContext]
 RunAll = Callable[[InferenceSkill, SkillContext], Any]
@@ -47,7 +52,9 @@ async def wait_free(skill: InferenceSkill, model: str, n: int) -> None:
     raise AssertionError(f"{pool.free} free instances, expected {n}")
 
 
-async def test_streaming_order_and_usage_with_the_tiny_model(make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll) -> None:
+async def test_streaming_order_and_usage_with_the_tiny_model(
+    make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll
+) -> None:
     skill = make_skill()
     await skill.start()
     assert skill.ready() is not None  # loading in the background
@@ -72,7 +79,9 @@ async def test_streaming_order_and_usage_with_the_tiny_model(make_skill: Callabl
     await skill.close()
 
 
-async def test_each_token_is_sent_the_moment_it_is_generated(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx) -> None:
+async def test_each_token_is_sent_the_moment_it_is_generated(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
     skill = scripted_skill([b"a", b"b", b"c", b"d", b"e"], delay=0.05)
     arrivals = []
     started = time.perf_counter()
@@ -81,12 +90,14 @@ async def test_each_token_is_sent_the_moment_it_is_generated(scripted_skill: Cal
             arrivals.append(time.perf_counter() - started)
     assert len(arrivals) == 5
     # one every ~50 ms, not all at the end
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert min(gaps) > 0.03, gaps
     await skill.close()
 
 
-async def test_cancel_stops_the_worker_within_one_token(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx) -> None:
+async def test_cancel_stops_the_worker_within_one_token(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
     skill = scripted_skill([b"x"] * 1000, delay=0.01)
     ctx = ctx_factory()
     events: list[SkillEvent] = []
@@ -101,8 +112,12 @@ async def test_cancel_stops_the_worker_within_one_token(scripted_skill: Callable
     assert texts(events) == ["x", "x", "x"]  # nothing after the cancel
     done = final(events)
     assert done.state is TaskState.CANCELED
-    assert usage(events) == {"prompt_tokens": usage(events)["prompt_tokens"], "completion_tokens": 3,
-                             "total_tokens": usage(events)["prompt_tokens"] + 3, "finish_reason": "cancelled"}  # fmt: skip
+    assert usage(events) == {
+        "prompt_tokens": usage(events)["prompt_tokens"],
+        "completion_tokens": 3,
+        "total_tokens": usage(events)["prompt_tokens"] + 3,
+        "finish_reason": "cancelled",
+    }
     await wait_free(skill, "scripted", 1)  # the worker ended and returned its instance
     assert generation.sampled_at_cancel is not None
     assert generation.sampled - generation.sampled_at_cancel <= 1
@@ -131,7 +146,9 @@ async def drain(events: AsyncIterator[SkillEvent]) -> list[SkillEvent]:
     return [e async for e in events]
 
 
-async def test_queued_tasks_see_their_position_advance(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx) -> None:
+async def test_queued_tasks_see_their_position_advance(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
     gate = threading.Event()
     skill = scripted_skill([b"ok"] * 20, gate=gate, delay=0.005)
     await skill.wait_ready()
@@ -168,7 +185,9 @@ async def test_a_full_queue_rejects_at_once(scripted_skill: Callable[..., Infere
     await skill.close()
 
 
-async def test_a_task_canceled_while_queued_leaves_the_queue(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx) -> None:
+async def test_a_task_canceled_while_queued_leaves_the_queue(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
     gate = threading.Event()
     skill = scripted_skill([b"ok"], gate=gate)
     await skill.wait_ready()
@@ -189,7 +208,9 @@ async def test_a_task_canceled_while_queued_leaves_the_queue(scripted_skill: Cal
     await skill.close()
 
 
-async def test_a_pool_of_two_generates_two_tasks_at_once(make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx) -> None:
+async def test_a_pool_of_two_generates_two_tasks_at_once(
+    make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
     skill = make_skill(pool_size=2)
     await skill.wait_ready()
     runs = [skill.run(ctx_factory(f"task {i}", {"max_tokens": 300})) for i in range(3)]
@@ -202,7 +223,9 @@ async def test_a_pool_of_two_generates_two_tasks_at_once(make_skill: Callable[..
     await skill.close()
 
 
-async def test_concurrent_tasks_do_not_mix_their_outputs(make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll) -> None:
+async def test_concurrent_tasks_do_not_mix_their_outputs(
+    make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll
+) -> None:
     skill = make_skill(pool_size=2)
     greedy = {"max_tokens": 30, "temperature": 0}
     results = await asyncio.gather(*(run_all(skill, ctx_factory("the capital", greedy)) for _ in range(6)))
@@ -212,19 +235,27 @@ async def test_concurrent_tasks_do_not_mix_their_outputs(make_skill: Callable[..
     await skill.close()
 
 
-async def test_utf8_characters_split_across_tokens_are_never_sent_broken(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll) -> None:
+async def test_utf8_characters_split_across_tokens_are_never_sent_broken(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll
+) -> None:
     answer = "héllo wörld, 日本 🙂"
     skill = scripted_skill([bytes([b]) for b in answer.encode()])  # one byte per token
     events = await run_all(skill, ctx_factory())
     chunks = texts(events)
     assert "".join(chunks) == answer
     assert not any("\ufffd" in c for c in chunks)
-    assert usage(events) | {"prompt_tokens": 0} == {"prompt_tokens": 0, "completion_tokens": len(answer.encode()),
-        "total_tokens": usage(events)["total_tokens"], "finish_reason": "stop"}  # fmt: skip
+    assert usage(events) | {"prompt_tokens": 0} == {
+        "prompt_tokens": 0,
+        "completion_tokens": len(answer.encode()),
+        "total_tokens": usage(events)["total_tokens"],
+        "finish_reason": "stop",
+    }
     await skill.close()
 
 
-async def test_stop_sequence_split_across_tokens_ends_the_answer(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll) -> None:
+async def test_stop_sequence_split_across_tokens_ends_the_answer(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll
+) -> None:
     skill = scripted_skill([b"Paris", b".", b"\nUs", b"er:", b" and more"])
     events = await run_all(skill, ctx_factory("q", {"stop": ["\nUser:"]}))
     assert "".join(texts(events)) == "Paris."
@@ -232,7 +263,9 @@ async def test_stop_sequence_split_across_tokens_ends_the_answer(scripted_skill:
     await skill.close()
 
 
-async def test_end_of_turn_and_context_limit(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll) -> None:
+async def test_end_of_turn_and_context_limit(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll
+) -> None:
     skill = scripted_skill([b"a", b"b"])
     events = await run_all(skill, ctx_factory("q"))
     assert "".join(texts(events)) == "ab" and usage(events)["finish_reason"] == "stop"
@@ -245,33 +278,47 @@ async def test_end_of_turn_and_context_limit(scripted_skill: Callable[..., Infer
     await skill.close()
 
 
-async def test_a_prompt_longer_than_the_context_fails_the_task(scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx) -> None:
+async def test_a_prompt_longer_than_the_context_fails_the_task(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
     skill = scripted_skill([b"a"], context_length=23)
     with pytest.raises(ContextOverflow, match="the prompt is 41 tokens; the model's context is 23 tokens"):
         await drain(skill.run(ctx_factory("a much longer question")))
     await skill.close()
 
 
-async def test_the_event_loop_keeps_ticking_during_generation(make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll) -> None:
-    skill = make_skill()
-    await skill.wait_ready()
-    gaps: list[float] = []
-    stop = asyncio.Event()
+async def test_no_model_call_ever_runs_on_the_event_loop_thread(
+    tiny_model_path: Path, ctx_factory: Ctx, run_all: RunAll
+) -> None:
+    loop_thread = threading.get_ident()
+    calls: list[tuple[str, int]] = []
 
-    async def ticker() -> None:
-        last = time.perf_counter()
-        while not stop.is_set():
-            await asyncio.sleep(0.002)
-            now = time.perf_counter()
-            gaps.append(now - last)
-            last = now
+    class Recording:
+        """Wraps the real tiny model and notes which thread makes each call."""
 
-    tick = asyncio.create_task(ticker())
-    events = await run_all(skill, ctx_factory("hello", {"max_tokens": 500, "temperature": 1.0}))
-    stop.set()
-    await tick
+        def __init__(self, llm: LLM) -> None:
+            self._llm = llm
+
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(self._llm, name)
+            if not callable(attr):
+                return attr
+
+            def call(*args: Any, **kwargs: Any) -> Any:
+                calls.append((name, threading.get_ident()))
+                return attr(*args, **kwargs)
+
+            return call
+
+    def factory(path: Path, model_type: str, context_length: int, threads: int) -> LLM:
+        return cast(LLM, Recording(ctransformers_factory(path, model_type, context_length, threads)))
+
+    spec = ModelSpec(id="tiny", path=tiny_model_path, context_length=512)
+    skill = InferenceSkill(Registry([spec], "tiny"), threads=1, llm_factory=factory)
+    events = await run_all(skill, ctx_factory("hello", {"max_tokens": 50, "stop": ["zz"]}))
     assert final(events).state is TaskState.COMPLETED
-    assert len(gaps) > 5 and max(gaps) < 0.05, max(gaps)
+    assert {name for name, _ in calls} >= {"tokenize", "eval", "sample", "detokenize"}
+    assert all(thread != loop_thread for _, thread in calls)
     await skill.close()
 
 
@@ -283,4 +330,4 @@ async def test_close_stops_running_generations(scripted_skill: Callable[..., Inf
     (generation,) = skill._generations
     await skill.close()
     assert generation.sampled < 100
-    await run.aclose()
+    await cast(AsyncGenerator[SkillEvent, None], run).aclose()
