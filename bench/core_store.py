@@ -4,7 +4,8 @@ Cases (the same event payloads for every store: a streamed-token ArtifactEvent, 
 benchmark's chunk events):
 - append c1: one task, one writer, each append awaited before the next (the latency-bound case);
 - append c100: 100 tasks x 100 appends, all writers concurrent (what group commit is for);
-- read_after: the whole 100-event log of a task, then the second half, per call.
+- read_after: the whole 100-event log of a task, then the second half, per call (the memory
+  store returns a slice of its list, SQLite parses every event: only SQLite's number says much).
 
 Each case runs ``--runs`` times on a fresh store (a fresh file for SQLite); the table quotes the
 medians and the ratio to the memory store. ``python -m bench.core_store --help`` for the knobs.
@@ -14,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from a2a_server.model import Artifact, ArtifactEvent, Part, Task, TaskEvent, TaskState, TaskStatus
@@ -48,13 +52,25 @@ STORES: dict[str, StoreFactory] = {
 }
 
 
+@dataclass
+class Sample:
+    """One timed section: ``count`` appends (or events read) in ``wall`` s, using ``cpu`` s of this process."""
+
+    count: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0  # all threads (the loop and SQLite's): less sensitive to other load on the machine
+    transactions: int = 0
+
+    @contextmanager
+    def timing(self, store: TaskStore) -> Iterator[None]:
+        txns, wall, cpu = _txns(store), time.perf_counter(), time.process_time()
+        yield
+        self.wall, self.cpu = time.perf_counter() - wall, time.process_time() - cpu
+        self.transactions = _txns(store) - txns
+
+
 def _txns(store: TaskStore) -> int:
     return store.transactions if isinstance(store, SQLiteStore) else 0
-
-
-def _per_txn(store: TaskStore, appends: int, before: int) -> float | None:
-    txns = _txns(store) - before
-    return appends / txns if txns else None
 
 
 def _task(task_id: str) -> Task:
@@ -66,16 +82,17 @@ def _chunk(task_id: str, n: int) -> TaskEvent:
     return ArtifactEvent(task_id=task_id, context_id="bench", artifact=art, append=n > 1, index=0)
 
 
-async def append_c1(store: TaskStore, n: int) -> tuple[float, float | None]:
+async def append_c1(store: TaskStore, n: int) -> Sample:
     await store.save(_task("t"))
     events = [_chunk("t", i) for i in range(1, n + 1)]
-    before, start = _txns(store), time.perf_counter()
-    for ev in events:
-        await store.append("t", ev)
-    return n / (time.perf_counter() - start), _per_txn(store, n, before)
+    sample = Sample(count=n)
+    with sample.timing(store):
+        for ev in events:
+            await store.append("t", ev)
+    return sample
 
 
-async def append_c100(store: TaskStore, n: int) -> tuple[float, float | None]:
+async def append_c100(store: TaskStore, n: int) -> Sample:
     tasks, per_task = 100, max(n // 100, 1)
     for k in range(tasks):
         await store.save(_task(f"t{k}"))
@@ -85,24 +102,25 @@ async def append_c100(store: TaskStore, n: int) -> tuple[float, float | None]:
         for ev in events[k]:
             await store.append(f"t{k}", ev)
 
-    before, start = _txns(store), time.perf_counter()
-    await asyncio.gather(*(writer(k) for k in range(tasks)))
-    return tasks * per_task / (time.perf_counter() - start), _per_txn(store, tasks * per_task, before)
+    sample = Sample(count=tasks * per_task)
+    with sample.timing(store):
+        await asyncio.gather(*(writer(k) for k in range(tasks)))
+    return sample
 
 
-async def read_after(store: TaskStore, n: int) -> tuple[float, float | None]:
+async def read_after(store: TaskStore, n: int) -> Sample:
     """Events read per second, reading a 100-event log whole and from its middle, ``n // 100`` times."""
     await store.save(_task("t"))
     for i in range(1, 101):
         await store.append("t", _chunk("t", i))
-    calls, read = max(n // 100, 1), 0
-    start = time.perf_counter()
-    for _ in range(calls):
-        read += len(await store.read_after("t", 0)) + len(await store.read_after("t", 50))
-    return read / (time.perf_counter() - start), None
+    sample = Sample()
+    with sample.timing(store):
+        for _ in range(max(n // 100, 1)):
+            sample.count += len(await store.read_after("t", 0)) + len(await store.read_after("t", 50))
+    return sample
 
 
-CASES: dict[str, Callable[[TaskStore, int], Awaitable[tuple[float, float | None]]]] = {
+CASES: dict[str, Callable[[TaskStore, int], Awaitable[Sample]]] = {
     "append c1": append_c1,
     "append c100": append_c100,
     "read_after": read_after,
@@ -110,8 +128,8 @@ CASES: dict[str, Callable[[TaskStore, int], Awaitable[tuple[float, float | None]
 UNITS = {"append c1": "appends/s", "append c100": "appends/s", "read_after": "events/s"}
 
 
-async def measure(store_name: str, case: str, n: int, workdir: Path, run: int) -> tuple[float, float | None]:
-    """One run on a fresh store: (rate, appends per SQLite transaction or None)."""
+async def measure(store_name: str, case: str, n: int, workdir: Path, run: int) -> Sample:
+    """One run on a fresh store."""
     store = await STORES[store_name](workdir / f"{store_name.replace(' ', '-')}-{case.replace(' ', '-')}-{run}.db")
     try:
         return await CASES[case](store, n)
@@ -119,46 +137,47 @@ async def measure(store_name: str, case: str, n: int, workdir: Path, run: int) -
         await store.close()
 
 
-def table(medians: dict[tuple[str, str], float], groups: dict[tuple[str, str], float], stores: list[str]) -> str:
-    head = "| case | " + " | ".join(stores) + " |"
-    rows = [head, "|---|" + "---:|" * len(stores)]
+def table(samples: dict[tuple[str, str], list[Sample]], stores: list[str]) -> str:
+    """Per case and store: median rate, its ratio to memory; the same per CPU-second; appends per transaction."""
+    rows = [
+        "| case | store | median | vs memory | per CPU-second | vs memory | per transaction |",
+        "|---|---|" + "---:|" * 5,
+    ]
     for case in CASES:
-        base = medians[(case, "memory")] if "memory" in stores else None
-        cells = []
+        wall = {n: statistics.median(s.count / s.wall for s in samples[(case, n)]) for n in stores}
+        cpu = {n: statistics.median(s.count / s.cpu for s in samples[(case, n)] if s.cpu) for n in stores}
         for name in stores:
-            value = medians[(case, name)]
-            cell = f"{value:,.0f} {UNITS[case]}"
-            if base and name != "memory":
-                cell += f" ({value / base:.2f}x)"
-            if (case, name) in groups and case.startswith("append"):
-                cell += f", {groups[(case, name)]:.0f}/txn"
-            cells.append(cell)
-        rows.append(f"| {case} | " + " | ".join(cells) + " |")
+            ratio = f"{wall[name] / wall['memory']:.3f}" if "memory" in wall and name != "memory" else ""
+            cpu_ratio = f"{cpu[name] / cpu['memory']:.3f}" if "memory" in cpu and name != "memory" else ""
+            txns = [s.count / s.transactions for s in samples[(case, name)] if s.transactions]
+            group = f"{statistics.median(txns):.0f}" if txns and case.startswith("append") else ""
+            rate = f"{wall[name]:,.0f} {UNITS[case]}"
+            rows.append(f"| {case} | {name} | {rate} | {ratio} | {cpu[name]:,.0f} | {cpu_ratio} | {group} |")
     return "\n".join(rows)
 
 
 async def main_async(args: argparse.Namespace) -> None:
     stores = list(STORES) if not args.stores else args.stores.split(",")
-    samples: dict[tuple[str, str], list[float]] = {}
-    group_samples: dict[tuple[str, str], list[float]] = {}
+    samples: dict[tuple[str, str], list[Sample]] = {}
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="a2a-bench-store-", dir=args.dir) as tmp:
         for run in range(args.runs):
             for case in CASES:
                 order = stores if run % 2 == 0 else stores[::-1]  # alternate who goes first
                 for name in order:
-                    value, group = await measure(name, case, args.events, Path(tmp), run)
-                    samples.setdefault((case, name), []).append(value)
-                    if group is not None:
-                        group_samples.setdefault((case, name), []).append(group)
-                    print(f"run {run + 1} {case:<12} {name:<14} {value:>12,.0f} {UNITS[case]}", flush=True)
-    medians = {k: statistics.median(v) for k, v in samples.items()}
-    groups = {k: statistics.median(v) for k, v in group_samples.items()}
+                    sample = await measure(name, case, args.events, Path(tmp), run)
+                    samples.setdefault((case, name), []).append(sample)
+                    print(
+                        f"run {run + 1} {case:<12} {name:<14} {sample.count / sample.wall:>14,.0f} {UNITS[case]}, "
+                        f"{sample.count / max(sample.cpu, 1e-9):>14,.0f} per CPU-second",
+                        flush=True,
+                    )
     print(
-        f"\nPython {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {platform.machine()}; "
-        f"medians of {args.runs} runs, {args.events} events per run; ratio = store / memory; "
-        f"n/txn = appends per SQLite transaction (group commit)\n"
+        f"\nPython {platform.python_version()}, SQLite {sqlite3.sqlite_version}, {os.cpu_count()} cores; "
+        f"load average {load[0]:.1f} before, {os.getloadavg()[0]:.1f} after; medians of {args.runs} runs "
+        f"of {args.events} events on a fresh store each; per transaction = appends per SQLite commit\n"
     )
-    print(table(medians, groups, stores))
+    print(table(samples, stores))
 
 
 def main() -> None:

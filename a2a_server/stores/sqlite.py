@@ -48,13 +48,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX tasks_by_context ON tasks (context_id, created)",
         "CREATE INDEX tasks_by_state ON tasks (state, created)",
         "CREATE INDEX tasks_by_updated ON tasks (updated)",
+        # A rowid table, not WITHOUT ROWID: new rows go to the end of the table and only the small
+        # (task_id, seq) index entries land all over the tree. Clustered on (task_id, seq), a commit
+        # of 100 concurrent tasks' events rewrote ~100 scattered leaf pages and cost 2-3x more.
         """CREATE TABLE events (
             task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,
             owner TEXT NOT NULL,
             kind TEXT NOT NULL,  -- which TaskEvent: parsing the right model is 3x faster than the union
             json TEXT NOT NULL,
-            PRIMARY KEY (task_id, seq)) WITHOUT ROWID""",
+            PRIMARY KEY (task_id, seq))""",
     ),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
