@@ -23,7 +23,7 @@ import importlib.util
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -178,8 +178,3 @@ class Registry:
         if file:
             return cls.from_file(Path(file).expanduser(), default)
         return cls(BUILTIN_MODELS, default or DEFAULT_MODEL)
-
-    def with_threads(self, threads: int) -> Registry:
-        """A copy where models without their own thread count use ``threads``."""
-        models = [m if m.threads else replace(m, threads=threads) for m in self]
-        return Registry(models, self.default)

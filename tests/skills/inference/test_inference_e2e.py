@@ -1,0 +1,94 @@
+"""End to end: a real server (``a2a-server serve --skills inference``) with the converted SmolLM2, driven by the
+official a2a-sdk 1.3.0 client over loopback. The answer must arrive as several streamed chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
+from pathlib import Path
+from uuid import uuid4
+
+import httpx
+import pytest
+from a2a.client import ClientConfig, ClientFactory
+from a2a.client.card_resolver import parse_agent_card
+from a2a.types import GetTaskRequest, Message, Part, Role, SendMessageRequest, StreamResponse, TaskState
+from google.protobuf.json_format import MessageToDict
+
+from tests.conftest import ServerProcess, start_server, stop_server
+
+pytestmark = pytest.mark.model
+PARIS = "What is the capital of France? Answer in one sentence."
+TIMEOUT = 60.0  # generous: other jobs may share the two cores; a hang still fails
+
+
+@pytest.fixture(scope="module")
+def inference_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server with only the inference skill, once its model is loaded (/readyz 200)."""
+    server = start_server(tmp_path_factory.mktemp("inference-server"), skills="inference")
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while (ready := httpx.get(server.url + "/readyz", timeout=5)).status_code != 200:
+            assert ready.status_code == 503 and "inference" in ready.json()["reasons"], ready.text
+            assert time.monotonic() < deadline, f"not ready: {ready.text}\n{server.log()}"
+            time.sleep(0.1)
+        yield server
+    finally:
+        stop_server(server)
+
+
+async def healthz_while(url: str, stream_open: asyncio.Event) -> list[float]:
+    """Latencies of /healthz requests made while the generation streams."""
+    latencies = []
+    async with httpx.AsyncClient(timeout=5) as http:
+        await stream_open.wait()
+        for _ in range(5):
+            started = time.perf_counter()
+            assert (await http.get(url + "/healthz")).status_code == 200
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.02)
+    return latencies
+
+
+async def stream_events(url: str, first_chunk: asyncio.Event) -> AsyncIterator[StreamResponse]:
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        card_json = (await http.get(url + "/.well-known/agent-card.json", headers={"A2A-Version": "1.0"})).json()
+        client = ClientFactory(ClientConfig(httpx_client=http, streaming=True)).create(parse_agent_card(card_json))
+        message = Message(message_id=uuid4().hex, role=Role.ROLE_USER, parts=[Part(text=PARIS)])
+        message.metadata.update({"temperature": 0, "max_tokens": 48})
+        stream = client.send_message(SendMessageRequest(message=message))
+        async with aclosing(stream):  # type: ignore[type-var]
+            async for event in stream:
+                if event.WhichOneof("payload") == "artifact_update":
+                    first_chunk.set()
+                yield event
+        get = await client.get_task(GetTaskRequest(id=event.status_update.task_id))
+        yield StreamResponse(task=get)
+        await client.close()
+
+
+async def test_the_paris_answer_streams_as_chunks_through_the_a2a_sdk(inference_server: ServerProcess) -> None:
+    first_chunk = asyncio.Event()
+    async with asyncio.timeout(TIMEOUT):
+        health = asyncio.create_task(healthz_while(inference_server.url, first_chunk))
+        events = [event async for event in stream_events(inference_server.url, first_chunk)]
+        latencies = await health
+    *streamed, fetched = events
+    kinds = [e.WhichOneof("payload") for e in streamed]
+    chunks = [e.artifact_update for e in streamed if e.WhichOneof("payload") == "artifact_update"]
+    text = "".join(p.text for c in chunks for p in c.artifact.parts)
+    assert "Paris" in text, text
+    assert sum(1 for c in chunks if "".join(p.text for p in c.artifact.parts)) >= 5  # token by token
+    assert chunks[-1].last_chunk and all(c.append for c in chunks[1:])
+    assert kinds[-1] == "status_update" and streamed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+
+    usage = MessageToDict(fetched.task.metadata)["usage"]  # tasks/get shows the final status's metadata
+    assert usage["finish_reason"] == "stop" and usage["completion_tokens"] >= 5
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert "".join(p.text for a in fetched.task.artifacts for p in a.parts) == text
+
+    # the event loop stays free while the model generates in its worker thread
+    assert statistics.median(latencies) < 0.05, latencies
