@@ -201,6 +201,9 @@ def scripted_skill() -> Callable[..., InferenceSkill]:
 # --- the real model -------------------------------------------------------------------------------------------
 
 SMOLLM2 = BUILTIN_MODELS[0]
+# One ggml thread, not one per core: when other jobs share the two cores, ggml's spinning thread barrier made two
+# threads collapse to 2-3 tokens/s where one thread kept 25 (measured side by side, load average 5).
+REAL_MODEL_THREADS = 1
 _loaded: dict[Path, LLM] = {}
 
 
@@ -224,4 +227,4 @@ def smollm2_skill(smollm2_path: Path) -> InferenceSkill:
             _loaded[path] = ctransformers_factory(path, model_type, context_length, threads)
         return _loaded[path]
 
-    return InferenceSkill(Registry(BUILTIN_MODELS), pool_size=1, llm_factory=factory)
+    return InferenceSkill(Registry(BUILTIN_MODELS), pool_size=1, threads=REAL_MODEL_THREADS, llm_factory=factory)

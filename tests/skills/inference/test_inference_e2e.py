@@ -28,7 +28,9 @@ TIMEOUT = 60.0  # generous: other jobs may share the two cores; a hang still fai
 @pytest.fixture(scope="module")
 def inference_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with only the inference skill, once its model is loaded (/readyz 200)."""
-    server = start_server(tmp_path_factory.mktemp("inference-server"), skills="inference")
+    # one ggml thread: see REAL_MODEL_THREADS in conftest (two collapse when other jobs share the cores)
+    env = {"A2A_INFERENCE_THREADS": "1"}
+    server = start_server(tmp_path_factory.mktemp("inference-server"), skills="inference", env=env)
     try:
         deadline = time.monotonic() + TIMEOUT
         while (ready := httpx.get(server.url + "/readyz", timeout=5)).status_code != 200:

@@ -70,14 +70,20 @@ async def test_the_same_seed_gives_the_same_text(smollm2_skill: InferenceSkill, 
     await smollm2_skill.close()
 
 
-async def test_a_system_prompt_given_as_chat_messages_is_used(
-    smollm2_skill: InferenceSkill, ctx_factory: Ctx, run_all: Any
+async def test_a_system_prompt_given_as_chat_messages_replaces_the_default_one(
+    smollm2_skill: InferenceSkill, smollm2_path: Path, ctx_factory: Ctx, run_all: Any
 ) -> None:
-    chat = {"messages": [{"role": "system", "content": "You only ever reply with the single word: banana."}]}
-    with_system = await run_all(smollm2_skill, ctx_factory("Hi", {**chat, "temperature": 0, "max_tokens": 8}))
-    plain = await run_all(smollm2_skill, ctx_factory("Hi", {"temperature": 0, "max_tokens": 8}))
-    # the chat's system turn replaces SmolLM2's default one: a different prompt, a different length
-    assert final_metadata(with_system)["usage"]["prompt_tokens"] != final_metadata(plain)["usage"]["prompt_tokens"]
+    system = "You only ever reply with the single word: banana."
+    chat = {"messages": [{"role": "system", "content": system}]}
+    events = await run_all(smollm2_skill, ctx_factory("Hi", {**chat, "temperature": 0, "max_tokens": 8}))
+    llm = load_llm(smollm2_path, "llama", context_length=64, threads=1, batch_size=8)
+
+    def tokens(text: str) -> int:
+        return len(llm.tokenize(text, add_bos_token=False))
+
+    # <|im_start|>system\n...<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n, nothing else
+    expected = 3 + tokens(f"system\n{system}") + 2 + tokens("user\nHi") + 2 * tokens("\n") + tokens("assistant\n")
+    assert final_metadata(events)["usage"]["prompt_tokens"] == expected
     await smollm2_skill.close()
 
 
