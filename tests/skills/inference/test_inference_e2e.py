@@ -16,7 +16,6 @@ import pytest
 from a2a.client import ClientConfig, ClientFactory
 from a2a.client.card_resolver import parse_agent_card
 from a2a.types import GetTaskRequest, Message, Part, Role, SendMessageRequest, StreamResponse, TaskState
-from google.protobuf.json_format import MessageToDict
 
 from tests.conftest import ServerProcess, start_server, stop_server
 
@@ -87,7 +86,7 @@ async def test_the_paris_answer_streams_as_chunks_through_the_a2a_sdk(inference_
     assert chunks[-1].last_chunk and all(c.append for c in chunks[1:])
     assert kinds[-1] == "status_update" and streamed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
 
-    usage = MessageToDict(fetched.task.metadata)["usage"]  # tasks/get shows the final status's metadata
+    usage = fetched.task.metadata["usage"]  # tasks/get shows the final status's metadata (a protobuf Struct)
     assert usage["finish_reason"] == "stop" and usage["completion_tokens"] >= 5
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert "".join(p.text for a in fetched.task.artifacts for p in a.parts) == text
