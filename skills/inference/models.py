@@ -152,6 +152,10 @@ class Registry:
     def ids(self) -> list[str]:
         return list(self._models)
 
+    @property
+    def default_spec(self) -> ModelSpec:
+        return self._models[self.default]
+
     def get(self, model_id: str | None) -> ModelSpec | None:
         return self._models.get(model_id or self.default)
 

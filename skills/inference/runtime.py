@@ -42,7 +42,7 @@ class LoadedModel:
         self.error: ModelLoadError | None = None
         self.loaded = asyncio.Event()  # set when loading ends, successfully or not
         self._pool: Pool[Instance] | None = None
-        self.budget: Budget | None = None
+        self._budget: Budget | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -50,6 +50,12 @@ class LoadedModel:
         if self._pool is None:
             raise RuntimeError(f"model {self.spec.id} is not loaded")
         return self._pool
+
+    @property
+    def budget(self) -> Budget:
+        if self._budget is None:
+            raise RuntimeError(f"model {self.spec.id} is not loaded")
+        return self._budget
 
     def ensure_loading(self) -> None:
         """Start loading in the background (once)."""
@@ -84,7 +90,7 @@ class LoadedModel:
                 llm = await asyncio.to_thread(self._factory, path, spec.model_type, spec.context_length, self.threads)
                 instances.append(Instance(index, llm))
             first = instances[0].llm
-            self.budget = Budget(
+            self._budget = Budget(
                 stop_ids=stop_ids(spec.chat_format, first.eos_token_id),
                 context_length=min(spec.context_length, first.context_length),
                 threads=self.threads,

@@ -97,8 +97,7 @@ class InferenceSkill(BaseSkill):
         self._generations: set[Generation] = set()
 
     def card(self) -> SkillCard:
-        spec = self.registry.get(None)
-        assert spec is not None
+        spec = self.registry.default_spec
         return SkillCard(
             id=self.name,
             name="Local LLM inference",
@@ -164,15 +163,11 @@ class InferenceSkill(BaseSkill):
 
     async def start(self) -> None:
         """Start converting/loading the default model in the background; ``ready()`` says how far it got."""
-        spec = self.registry.get(None)
-        assert spec is not None
-        self._model(spec)
+        self._model(self.registry.default_spec)
 
     async def wait_ready(self) -> None:
         """Wait for the default model; raises its ``ModelLoadError``."""
-        spec = self.registry.get(None)
-        assert spec is not None
-        await self._model(spec).wait()
+        await self._model(self.registry.default_spec).wait()
 
     def ready(self) -> str | None:
         model = self._models.get(self.registry.default)
@@ -199,8 +194,6 @@ class InferenceSkill(BaseSkill):
                 yield _final(TaskState.CANCELED, spec, "cancelled", 0, 0, zero)
                 return
         pool = await model.wait()
-        budget = model.budget
-        assert budget is not None
         try:
             ticket = pool.enqueue()
         except QueueFull as exc:
@@ -232,7 +225,7 @@ class InferenceSkill(BaseSkill):
 
             return prompt_ids(turns, tokenize, chat_format=spec.chat_format, system_prompt=spec.system_prompt)
 
-        generation = Generation(instance.llm, build, params, budget)
+        generation = Generation(instance.llm, build, params, model.budget)
         self._generations.add(generation)
 
         def on_exit() -> None:
