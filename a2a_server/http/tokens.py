@@ -1,0 +1,124 @@
+"""GET /a2a/tasks/{id}/stream: a task's text as a plain token stream, for curl and ``fetch``.
+
+Each frame is ``data: {"text": "…"}`` (one artifact text chunk) with ``id:`` the event's cursor
+(``<task id>:<n>``, see ``cursor.py``), so ``Last-Event-ID`` resumes where a dropped connection stopped.
+The last frame says how the task ended: ``data: [DONE]`` after ``completed`` only; any other end is
+``data: {"error": "<code>", "message": "…"}`` where the code is the final state (``canceled``, ``failed``, …).
+A task submitted earlier replays what it has generated, then follows live.
+
+``follow`` and ``chunk_text`` are shared with the OpenAI face (``openai.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import cast
+
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from a2a_server import cursor
+from a2a_server.engine import Engine
+from a2a_server.errors import TaskNotFound
+from a2a_server.http.jsonrpc import dumps, json_response
+from a2a_server.http.state import app_state
+from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, TaskEvent, TaskState, TaskStatus
+
+
+async def follow(engine: Engine, task_id: str, after: int = 0) -> AsyncGenerator[LoggedEvent, None]:
+    """The task's events after ``after`` until it settles, re-subscribing from the log when dropped.
+
+    ``Engine.events`` stops when this subscriber's bus buffer overflows (a slow client); the log still has
+    everything, so the stream goes on from the last event it delivered instead of ending early.
+    """
+    while True:
+        # not running before the log is read: the log is complete (the engine logs the settling event first)
+        complete = not engine.running(task_id)
+        progressed = settled = False
+        events = cast(AsyncGenerator[LoggedEvent, None], engine.events(task_id, after))
+        async with contextlib.aclosing(events):
+            async for logged in events:
+                progressed, settled, after = True, logged.event.settles, logged.id
+                yield logged
+        if settled or (complete and not progressed):
+            return
+        if not progressed:
+            await asyncio.sleep(0.05)  # dropped before the first event, or the bus closed (shutdown): never spin
+
+
+def chunk_text(event: TaskEvent) -> str:
+    """The text an event adds to the answer: artifact text chunks, or a direct reply."""
+    if isinstance(event, ArtifactEvent):
+        return "".join(p.text or "" for p in event.artifact.parts if p.kind == "text")
+    if isinstance(event, MessageEvent):
+        return event.message.text
+    return ""
+
+
+def ending(status: TaskStatus) -> str | None:
+    """The last frame's data for a settled task: ``[DONE]``, or an error object; None while it runs."""
+    state = status.state
+    if state == TaskState.COMPLETED:
+        return "[DONE]"
+    if not state.settled:
+        return None
+    text = status.message.text if status.message is not None else ""
+    return dumps({"error": state.value.replace("-", "_"), "message": text or f"the task ended {state.value}"})
+
+
+def _error(code: str, message: str, status: int) -> Response:
+    return json_response({"error": code, "message": message}, status)
+
+
+async def task_stream(request: Request) -> Response:
+    state = app_state(request)
+    engine = state.engine
+    task_id = request.path_params["task_id"]
+    try:
+        _, last = await engine.snapshot(task_id)
+    except TaskNotFound:
+        return _error("task_not_found", f"Task not found: {task_id}", 404)
+    after = 0
+    if (raw := request.headers.get("last-event-id")) is not None:
+        try:
+            after = cursor.parse(raw, task_id, last)
+        except cursor.BadCursor as exc:
+            return _error("invalid_last_event_id", str(exc), 400)
+    settings = state.settings
+    return EventSourceResponse(
+        _frames(engine, task_id, after),
+        ping=settings.keepalive_seconds,
+        send_timeout=settings.send_timeout,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-A2A-Task-Id": task_id},
+    )
+
+
+async def _frames(engine: Engine, task_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+    last_id, final = after, None
+    engine.metrics.streams.inc()
+    try:
+        async with contextlib.aclosing(follow(engine, task_id, after)) as events:
+            async for logged in events:
+                last_id, event = logged.id, logged.event
+                if text := chunk_text(event):
+                    yield ServerSentEvent(data=dumps({"text": text}), id=cursor.sse_id(task_id, logged.id))
+                if isinstance(event, MessageEvent):
+                    final = "[DONE]"
+                elif isinstance(event, StatusEvent):
+                    final = ending(event.status)
+        if final is None:
+            # resumed after the settling event, or the server is shutting down: the stored task says how it ended
+            task = await engine.get(task_id)
+            final = ending(task.status) or dumps(
+                {"error": "interrupted", "message": "the stream ended before the task; reconnect with Last-Event-ID"}
+            )
+        yield ServerSentEvent(data=final, id=cursor.sse_id(task_id, last_id))
+    finally:
+        engine.metrics.streams.dec()
+
+
+ROUTES: list[BaseRoute] = [Route("/a2a/tasks/{task_id}/stream", task_stream, methods=["GET"])]
