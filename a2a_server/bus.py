@@ -64,7 +64,7 @@ class Subscription:
 
 
 class EventBus:
-    def __init__(self, buffer_limit: int = 1024) -> None:
+    def __init__(self, buffer_limit: int = 8192) -> None:
         self.buffer_limit = buffer_limit
         self._subscribers: dict[str, list[Subscription]] = {}
 

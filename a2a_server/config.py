@@ -21,7 +21,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # how long a blocking send waits for the task to settle before returning it as it is
     blocking_timeout: float = 60.0
-    subscriber_buffer: int = 1024
+    # events a subscriber may fall behind before it is dropped (it can resume with Last-Event-ID); the
+    # buffers hold references to shared events, so a large bound costs little while a burst is read
+    subscriber_buffer: int = 8192
     cancel_grace: float = 2.0
     shutdown_grace: float = 10.0
     # end a send to a client that stopped reading after this long (sse-starlette send_timeout)

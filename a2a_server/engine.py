@@ -51,6 +51,7 @@ from a2a_server.skill import (
     ArtifactOut,
     InvalidSkillParams,
     Reply,
+    Skill,
     SkillContext,
     SkillEvent,
     SkillRegistry,
@@ -62,6 +63,9 @@ from a2a_server.stores.base import TaskStore
 
 log = logging.getLogger("a2a_server.tasks")
 
+# a skill that outruns the store waits once this many of its events are queued
+_OUTBOX_LIMIT = 512
+
 
 @dataclass
 class _Run:
@@ -71,11 +75,20 @@ class _Run:
     job: asyncio.Task[None] | None = None
     # the streamed text artifact of this run (Token events)
     stream_artifact: Artifact | None = None
+    stream_chunks: list[str] = field(default_factory=list)
     stream_closed: bool = False
     clock: RunClock = field(default_factory=RunClock)
     # set when the engine ends the run for its own reason (event cap, shutdown): the final status to use
     abort: Status | None = None
+    # id of the last event written; events queued for the next batch wait in ``outbox``
     last_id: int = 0
+    queued_id: int = 0
+    outbox: list[TaskEvent] = field(default_factory=list)
+    save_pending: bool = False
+    flusher: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.queued_id = self.last_id
 
 
 class ShuttingDown(UnsupportedOperation):
@@ -111,12 +124,12 @@ class Engine:
         existing = await self.store.get(req.task_id) if req.task_id else None
         if existing is not None:
             task = self._continue(existing, req)
+            skill = self._skill(task.skill)
         elif req.task_id and not req.client_task_id:
             raise TaskNotFound(req.task_id)
         else:
-            task = self._new_task(req, dialect)
-        skill = self._skill(task.skill or req.skill)
-        task.skill = skill.name
+            skill = self._skill(req.skill)
+            task = self._new_task(req, dialect, skill.name)
         try:
             skill.validate(req.message, req.metadata)
         except InvalidSkillParams as exc:
@@ -152,19 +165,22 @@ class Engine:
                 break
         return [m for t in reversed(tasks) for m in t.history]
 
-    def _skill(self, name: str | None) -> Any:
+    def _skill(self, name: object) -> Skill:
+        if name is not None and not isinstance(name, str):
+            known = ", ".join(self.skills.names())
+            raise InvalidParams(f"Invalid params: metadata.skill must be a string naming a skill ({known})")
         try:
             return self.skills.get(name)
         except UnknownSkill as exc:
             raise InvalidParams(f"Invalid params: {exc.args[0]}", {"skills": ",".join(self.skills.names())}) from None
 
-    def _new_task(self, req: SendRequest, dialect: str) -> Task:
+    def _new_task(self, req: SendRequest, dialect: str, skill: str) -> Task:
         return Task(
             id=req.task_id or new_id(),
             context_id=req.context_id or new_id(),
             status=TaskStatus(state=TaskState.SUBMITTED),
             dialect=dialect,
-            skill=req.skill or "",
+            skill=skill,
         )
 
     def _continue(self, task: Task, req: SendRequest) -> Task:
@@ -261,8 +277,8 @@ class Engine:
         if art is None:
             art = run.stream_artifact = Artifact(name="output", parts=[Part.of_text("")])
             run.task.artifacts.append(art)
-        text_part = art.parts[0]
-        text_part.text = (text_part.text or "") + ev.text
+        # joined only when someone looks (_sync): appending to the part's text each time is O(n²)
+        run.stream_chunks.append(ev.text)
         run.stream_closed = ev.last
         if ev.text:
             ttft = run.clock.token()
@@ -294,20 +310,59 @@ class Engine:
         )
 
     async def _publish(self, run: _Run, event: TaskEvent, save: bool = False) -> None:
-        save = save or event.settles
-        logged = await self.store.append(run.task.id, event, snapshot=run.task if save else None)
-        run.last_id = logged.id
-        self.metrics.events.inc()
+        """Queue ``event`` for the task's log. Events queued in one loop tick are written in one batch
+        (one transaction), then fanned out in order: a skill never waits for the store per event.
+
+        Waits only when the outbox is full (a skill outrunning the store) or when the event settles
+        the task (the run ends once all of it is written and published).
+        """
+        run.outbox.append(event)
+        run.save_pending = run.save_pending or save or event.settles
+        run.queued_id += 1
         # keep room for the closing chunk and the final status
-        if logged.id >= self.max_events - 2 and run.abort is None and not event.settles:
+        if run.queued_id >= self.max_events - 2 and run.abort is None and not event.settles:
             run.abort = Status(TaskState.FAILED, f"the task reached the event log limit of {self.max_events} events")
             run.ctx.cancelled.set()
-        if event.settles:
-            # no await from here to publish: a reader that saw this event in the log sees the run gone
-            self._runs.pop(run.task.id, None)
-            run.settled.set()
-            self._observe_end(run)
-        self.bus.publish(run.task.id, logged)
+        if run.flusher is None or run.flusher.done():
+            run.flusher = asyncio.create_task(self._flush(run))
+        if event.settles or len(run.outbox) >= _OUTBOX_LIMIT:
+            while not run.flusher.done():
+                await asyncio.shield(run.flusher)
+
+    async def _flush(self, run: _Run) -> None:
+        task_id = run.task.id
+        while run.outbox:
+            batch, run.outbox = run.outbox, []
+            save, run.save_pending = run.save_pending, False
+            try:
+                logged = await self.store.append_many(task_id, batch, snapshot=self._sync(run) if save else None)
+            except Exception as exc:  # a full disk must not wedge the task: end it, keep the server
+                log.exception("task %s: the store failed to write %d events", task_id, len(batch))
+                logged = []
+                if run.abort is None:
+                    run.abort = Status(TaskState.FAILED, f"the task store failed: {exc}")
+                    run.ctx.cancelled.set()
+                if any(e.settles for e in batch):
+                    self._end(run)
+            self.metrics.events.inc(len(logged))
+            for le in logged:
+                run.last_id = le.id
+                if le.event.settles:
+                    # no await from here to publish: a reader that saw this event in the log sees the run gone
+                    self._end(run)
+                self.bus.publish(task_id, le)
+
+    @staticmethod
+    def _sync(run: _Run) -> Task:
+        """The run's task with its streamed text artifact brought up to date."""
+        if run.stream_artifact is not None:
+            run.stream_artifact.parts[0].text = "".join(run.stream_chunks)
+        return run.task
+
+    def _end(self, run: _Run) -> None:
+        self._runs.pop(run.task.id, None)
+        run.settled.set()
+        self._observe_end(run)
 
     def _observe_end(self, run: _Run) -> None:
         self.metrics.active.set(len(self._runs))
@@ -324,7 +379,7 @@ class Engine:
         """The task as it is now: a running task's live state (tokens included), else the stored one."""
         run = self._runs.get(task_id)
         if run is not None:
-            return run.task
+            return self._sync(run)
         task = await self.store.get(task_id)
         if task is None:
             raise TaskNotFound(task_id)
@@ -334,7 +389,8 @@ class Engine:
         """The task and the id of the last event it reflects, taken together (for resubscribe)."""
         run = self._runs.get(task_id)
         if run is not None:
-            return run.task, run.last_id
+            # queued events get exactly the next ids and are already reflected in the live task
+            return self._sync(run), run.queued_id
         task = await self.get(task_id)
         return task, await self.store.last_event_id(task_id)
 
@@ -357,7 +413,8 @@ class Engine:
             )
         run = self._runs.get(task_id)
         if run is None:  # interrupted: no skill is running, end it here
-            run = _Run(task=task, ctx=SkillContext(task.id, task.context_id, task.history[-1], [], {}))
+            ctx = SkillContext(task.id, task.context_id, task.history[-1], [], {})
+            run = _Run(task=task, ctx=ctx, last_id=await self.store.last_event_id(task_id))
             run.ctx.cancelled.set()
             self._runs[task_id] = run
             self.metrics.active.set(len(self._runs))

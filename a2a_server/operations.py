@@ -32,6 +32,7 @@ class Call:
     version: str | None = None  # normalized A2A-Version ("0.1", "0.2", "0.3", "1.0")
     stream_path: bool = False  # POST /a2a/stream: task-creating methods stream
     last_event_id: str | None = None  # the raw Last-Event-ID header (see cursor.py)
+    version_error: str | None = None  # an A2A-Version we do not speak: every request gets -32009
     blocking_timeout: float = 60.0
 
 
@@ -143,20 +144,20 @@ HANDLERS: dict[Op, Handler] = {
 async def frames(engine: Engine, plan: StreamPlan) -> AsyncIterator[tuple[int, JSON]]:
     """(event id, JSON-RPC result) pairs of one stream, in order; ends after the settling event."""
     dialect, pending = plan.dialect, plan.snapshot
-    if pending is not None and plan.only_snapshot:
+    if pending is not None and not plan.snapshot_replaces_submitted:
+        # a re-attached stream opens with the task as it is now, without waiting for its next event
         yield plan.after, pending
-        return
+        if plan.only_snapshot:
+            return
+        pending = None
     async for le in engine.events(plan.task_id, plan.after):
         if pending is not None:
+            # a new task: its first event says whether the answer is a direct Message or a Task
             ev = le.event
-            if isinstance(ev, MessageEvent) and plan.snapshot_replaces_submitted:
+            if isinstance(ev, MessageEvent):
                 yield le.id, dialect.stream_item(le)  # a direct reply is the whole stream
                 return
-            if (
-                plan.snapshot_replaces_submitted
-                and isinstance(ev, StatusEvent)
-                and ev.status.state == TaskState.SUBMITTED
-            ):
+            if isinstance(ev, StatusEvent) and ev.status.state == TaskState.SUBMITTED:
                 yield le.id, pending
                 pending = None
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from functools import partial
@@ -51,7 +52,8 @@ def error_response(dialect: Dialect, code: int, message: str, request_id: Any = 
 
 
 def caller_dialect(call: Call) -> Dialect:
-    return V10 if call.version == "1.0" else V03
+    # a caller that sends A2A-Version (even one we do not speak) follows 1.0's rules for errors
+    return V10 if call.version == "1.0" or call.version_error is not None else V03
 
 
 class Dispatcher:
@@ -65,9 +67,15 @@ class Dispatcher:
         """The answer to one HTTP body: a response, a batch of them, a stream, or None (notifications only)."""
         dialect = caller_dialect(call)
         try:
-            payload = json.loads(body)
+            payload = json.loads(body, parse_float=_finite, parse_constant=_no_constant)
         except (ValueError, UnicodeDecodeError) as exc:
             return error_response(dialect, PARSE_ERROR, f"Invalid JSON payload: {exc}")
+        except RecursionError:
+            return error_response(dialect, PARSE_ERROR, f"Invalid JSON payload: nested deeper than {MAX_DEPTH} levels")
+        if _too_deep(payload):
+            return error_response(
+                dialect, INVALID_REQUEST, f"Invalid request: JSON nested deeper than {MAX_DEPTH} levels"
+            )
         if isinstance(payload, list):
             if not payload:
                 return error_response(dialect, INVALID_REQUEST, "Invalid request: an empty batch")
@@ -83,6 +91,8 @@ class Dispatcher:
         if problem is not None:
             code, message = problem
             return error_response(dialect, code, message, request_id)
+        if call.version_error is not None:
+            return error_response(V10, VERSION_NOT_SUPPORTED, call.version_error, request_id)
         spec = METHODS.get(item["method"])
         if in_batch and spec is not None and (spec.streaming or (call.stream_path and spec.creates_task)):
             return error_response(
@@ -139,6 +149,35 @@ class Dispatcher:
         task_id = params.get("id")
         task = await self.engine.store.get(task_id) if isinstance(task_id, str) else None
         return BY_VERSION[task.dialect] if task is not None else V03
+
+
+MAX_DEPTH = 64
+VERSION_NOT_SUPPORTED = -32009
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is out of range")
+    return value
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _too_deep(payload: Any) -> bool:
+    """Whether ``payload`` nests more than MAX_DEPTH containers (checked without recursion)."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node if isinstance(v, (dict, list)))
+    return False
 
 
 def _valid_id(value: Any) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from a2a_server.http import console, openai, tokens
 from a2a_server.http.jsonrpc import rpc_endpoint, stream_endpoint
 from a2a_server.http.wellknown import agent_card, healthz, metrics, readyz
 
 
-def routes() -> list[Route]:
+def routes() -> list[BaseRoute]:
     return [
         Route("/a2a", rpc_endpoint, methods=["POST"]),
         Route("/a2a/stream", stream_endpoint, methods=["POST"]),
@@ -17,6 +18,9 @@ def routes() -> list[Route]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *console.ROUTES,
+        *openai.ROUTES,
+        *tokens.ROUTES,
     ]
 
 

@@ -11,8 +11,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from a2a_server import cursor
-from a2a_server.dialects import V03, V10
-from a2a_server.errors import INVALID_REQUEST, VersionNotSupported
+from a2a_server.dialects import V03, V10, Dialect
+from a2a_server.errors import INVALID_REQUEST
 from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
 from a2a_server.operations import Call, frames
 from a2a_server.rpc import Streamed, error_response
@@ -21,7 +21,8 @@ _JSON_TYPES = ("application/json", "application/json-rpc", "application/jsonrequ
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    # allow_nan=False: NaN/Infinity are not JSON; the parser refuses them, so none can come back
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
@@ -38,17 +39,18 @@ async def stream_endpoint(request: Request) -> Response:
 
 async def _handle(request: Request, stream_path: bool) -> Response:
     state = app_state(request)
+    version_error = None
     try:
         version = requested_version(request)
-    except BadVersion as exc:
-        return json_response(error_response(V10, VersionNotSupported.code_value, str(exc)))
-    dialect = V10 if version == "1.0" else V03
+    except BadVersion as exc:  # answered per request by the dispatcher, so each error carries its id
+        version, version_error = None, str(exc)
+    dialect = V10 if version == "1.0" or version_error else V03
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _JSON_TYPES and not content_type.endswith("+json"):
         got = content_type or "no Content-Type"
         message = f"Invalid request: Content-Type must be application/json, got {got}"
         return json_response(error_response(dialect, INVALID_REQUEST, message), 415)
-    body = await _read_body(request, state.settings.max_body_bytes)
+    body = await _read_body(request, state.settings.max_body_bytes, dialect)
     if isinstance(body, Response):
         return body
     call = Call(
@@ -56,6 +58,7 @@ async def _handle(request: Request, stream_path: bool) -> Response:
         stream_path=stream_path,
         blocking_timeout=state.settings.blocking_timeout,
         last_event_id=request.headers.get("last-event-id"),
+        version_error=version_error,
     )
     answer = await state.dispatcher.handle(body, call)
     if answer is None:
@@ -65,10 +68,10 @@ async def _handle(request: Request, stream_path: bool) -> Response:
     return json_response(answer)
 
 
-async def _read_body(request: Request, limit: int) -> bytes | Response:
+async def _read_body(request: Request, limit: int, dialect: Dialect) -> bytes | Response:
     def too_large(size: str) -> Response:
         message = f"Invalid request: the body is {size} bytes; the limit is {limit} bytes"
-        return json_response(error_response(V03, INVALID_REQUEST, message), 413)
+        return json_response(error_response(dialect, INVALID_REQUEST, message), 413)
 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

@@ -4,6 +4,7 @@ Contract:
 - ``append`` gives each event of a task an id strictly greater than every earlier id of that task
   (1, 2, 3, …). Ids are per task, which maps onto a Redis Stream per task (XADD with explicit
   ``0-<n>`` ids) and onto an SQLite table keyed by (task_id, seq).
+- ``append`` (and ``append_many``) to a task that was never saved raises ``TaskNotFound``.
 - ``read_after(task_id, after)`` returns the events with id > ``after`` in id order; ``after=0`` is
   the whole log. An acknowledged ``append`` is visible to every later ``read_after``.
 - ``save`` stores the task's current snapshot (state, history, artifacts). The engine is the only
@@ -14,6 +15,7 @@ Contract:
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +48,12 @@ class TaskStore(Protocol):
 
     async def append(self, task_id: str, event: TaskEvent, *, snapshot: Task | None = None) -> LoggedEvent:
         """Log ``event``; with ``snapshot``, also save that task in the same transaction (both or neither)."""
+        ...
+
+    async def append_many(
+        self, task_id: str, events: Sequence[TaskEvent], *, snapshot: Task | None = None
+    ) -> builtins.list[LoggedEvent]:
+        """``append`` for several events in order, in one transaction (with ``snapshot`` if given)."""
         ...
 
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]: ...

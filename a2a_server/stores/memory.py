@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import builtins
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from a2a_server.errors import InvalidParams
+from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
 from a2a_server.stores.base import TaskPage
 
@@ -63,11 +64,19 @@ class MemoryStore:
         return TaskPage(tasks=tasks, next_page_token=rest[0] if rest else "", total_size=len(matching))
 
     async def append(self, task_id: str, event: TaskEvent, *, snapshot: Task | None = None) -> LoggedEvent:
+        return (await self.append_many(task_id, [event], snapshot=snapshot))[0]
+
+    async def append_many(
+        self, task_id: str, events: Sequence[TaskEvent], *, snapshot: Task | None = None
+    ) -> builtins.list[LoggedEvent]:
         if snapshot is not None:
             await self.save(snapshot)
+        if task_id not in self._tasks:
+            raise TaskNotFound(task_id)
         log = self._logs.setdefault(task_id, [])
-        logged = LoggedEvent(id=len(log) + 1, event=event)
-        log.append(logged)
+        start = len(log) + 1
+        logged = [LoggedEvent.model_construct(id=start + i, event=e) for i, e in enumerate(events)]
+        log.extend(logged)
         return logged
 
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:

@@ -19,7 +19,7 @@ import asyncio
 import builtins
 import os
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -278,6 +278,27 @@ class SQLiteStore:
             return int(seq[0])
 
         return LoggedEvent.model_construct(id=await self._write(op), event=event)  # both already valid
+
+    async def append_many(
+        self, task_id: str, events: Sequence[TaskEvent], *, snapshot: Task | None = None
+    ) -> builtins.list[LoggedEvent]:
+        """``append`` for several events, in order, in one transaction with ``snapshot``."""
+        rows = [(task_id, _KIND_OF[type(e)], e.model_dump_json()) for e in events]
+        task_row = None if snapshot is None else _task_row(snapshot)
+
+        def op(conn: sqlite3.Connection) -> list[int]:
+            if task_row is not None:
+                conn.execute(_UPSERT, task_row)
+            seqs = []
+            for row in rows:
+                seq = conn.execute(_APPEND, row).fetchone()
+                if seq is None:
+                    raise TaskNotFound(task_id)
+                seqs.append(int(seq[0]))
+            return seqs
+
+        seqs = await self._write(op)
+        return [LoggedEvent.model_construct(id=n, event=e) for n, e in zip(seqs, events, strict=True)]
 
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
         sql = "SELECT seq, kind, json FROM events WHERE task_id = ? AND seq > ? ORDER BY seq"

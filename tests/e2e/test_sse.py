@@ -409,6 +409,9 @@ async def _stream_rate(reader: StreamReader) -> tuple[Stream, float]:
     return stream, chunks / max(time.monotonic() - first_chunk_at, 1e-3)
 
 
+BUFFER = 1024
+
+
 async def test_a_stalled_subscriber_is_dropped_without_slowing_the_others(
     http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
@@ -417,7 +420,10 @@ async def test_a_stalled_subscriber_is_dropped_without_slowing_the_others(
     Its own server with the memory store: the subject is the bus, and the task is long (tens of
     thousands of events), which a per-event durable store would make slow.
     """
-    srv = start_server(tmp_path, "--store", "memory", "--keepalive-seconds", "1")
+    # a subscriber buffer of 1024 events (the default is 8192) keeps the task that overflows it short
+    srv = start_server(
+        tmp_path, "--store", "memory", "--keepalive-seconds", "1", env={"A2A_SUBSCRIBER_BUFFER": str(BUFFER)}
+    )
     url = srv.url + "/a2a"
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -432,7 +438,7 @@ async def test_a_stalled_subscriber_is_dropped_without_slowing_the_others(
             frame_bytes = max(len(f.raw.encode()) for f in baseline.events if "artifactUpdate" in f.result)
             # enough events to overflow every buffer on the way to a client that does not read: the
             # kernel's (the socket send buffer may grow to tcp_wmem max) and then the subscriber's own
-            words = (_tcp_send_buffer_max() + 1024 * 1024) // frame_bytes
+            words = (_tcp_send_buffer_max() + 1024 * 1024) // frame_bytes + 2 * BUFFER
             text = " ".join(f"w{i:07d}" for i in range(words))
 
             body = rpc("SendStreamingMessage", send10(text, delay_ms=0.01))
