@@ -4,11 +4,13 @@ official a2a-sdk 1.3.0 client over loopback. The answer must arrive as several s
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import httpx
@@ -93,3 +95,62 @@ async def test_the_paris_answer_streams_as_chunks_through_the_a2a_sdk(inference_
 
     # the event loop stays free while the model generates in its worker thread
     assert statistics.median(latencies) < 0.05, latencies
+
+
+def rpc(method: str, params: dict[str, object]) -> dict[str, object]:
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+
+async def get_task(http: httpx.AsyncClient, url: str, task_id: str) -> dict[str, Any]:
+    response = await http.post(url, json=rpc("GetTask", {"id": task_id}), headers={"A2A-Version": "1.0"})
+    task: dict[str, Any] = response.json()["result"]
+    return task
+
+
+def send_params(text: str, max_tokens: int) -> dict[str, object]:
+    message = {"messageId": uuid4().hex, "role": "ROLE_USER", "parts": [{"text": text}]}
+    return {"message": message, "metadata": {"max_tokens": max_tokens, "temperature": 0.7}}
+
+
+async def test_cancel_ends_the_task_canceled_with_the_usage_so_far(inference_server: ServerProcess) -> None:
+    url, headers = inference_server.url + "/a2a", {"A2A-Version": "1.0"}
+    chunks, final, task_id = 0, None, ""
+    async with asyncio.timeout(TIMEOUT), httpx.AsyncClient(timeout=TIMEOUT) as http:
+        body = rpc("SendStreamingMessage", send_params("Write a long story about a lighthouse keeper.", 512))
+        async with http.stream("POST", url, json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])["result"]
+                task_id = task_id or event["task"]["id"]  # the stream opens with the task
+                if "artifactUpdate" in event:
+                    chunks += 1
+                    if chunks == 3:
+                        canceled = await http.post(url, json=rpc("CancelTask", {"id": task_id}), headers=headers)
+                        assert canceled.json()["result"]["status"]["state"] == "TASK_STATE_CANCELED"
+                elif "statusUpdate" in event and event["statusUpdate"]["status"]["state"] != "TASK_STATE_WORKING":
+                    final = event["statusUpdate"]
+        task = await get_task(http, url, task_id)
+    assert final is not None and final["status"]["state"] == "TASK_STATE_CANCELED"
+    usage = final["metadata"]["usage"]
+    assert usage["finish_reason"] == "cancelled"
+    assert 3 <= usage["completion_tokens"] <= chunks + 1 < 20  # stopped within a token of the cancel
+    assert task["metadata"]["usage"] == usage
+
+
+async def test_a_client_that_disconnects_does_not_stop_the_generation(inference_server: ServerProcess) -> None:
+    url, headers, task_id = inference_server.url + "/a2a", {"A2A-Version": "1.0"}, ""
+    async with asyncio.timeout(TIMEOUT), httpx.AsyncClient(timeout=TIMEOUT) as http:
+        body = rpc("SendStreamingMessage", send_params("List ten animals.", 40))
+        async with http.stream("POST", url, json=body, headers=headers) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:") and "artifactUpdate" in line:
+                    task_id = json.loads(line[5:])["result"]["artifactUpdate"]["taskId"]
+                    break  # leave: the stream closes, the task carries on
+        task = await get_task(http, url, task_id)
+        while task["status"]["state"] == "TASK_STATE_WORKING":
+            await asyncio.sleep(0.1)
+            task = await get_task(http, url, task_id)
+    assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+    assert task["metadata"]["usage"]["finish_reason"] in ("stop", "length")
+    assert task["metadata"]["usage"]["completion_tokens"] > 1
