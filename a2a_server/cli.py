@@ -1,6 +1,7 @@
 """``a2a-server``: parses flags into Settings and calls; nothing else lives here.
 
-Subcommands: ``serve``, ``card``, plus any command a plugin registers in the entry-point group
+Subcommands: ``serve``, ``card``, the A2A client ``send`` and ``task get|cancel|watch`` (in
+``a2a_server.client.commands``), plus any command a plugin registers in the entry-point group
 ``a2a_server.commands`` (the inference skill adds ``models``).
 """
 
@@ -13,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from a2a_server.client import commands as client
 from a2a_server.config import Settings
 
 COMMAND_GROUP = "a2a_server.commands"
@@ -39,9 +41,63 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
+    _client_parsers(sub)
     for ep in entry_points(group=COMMAND_GROUP):
         sub.add_parser(ep.name, help=f"(plugin) {ep.value}", add_help=False)
     return parser
+
+
+def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def common(p: argparse.ArgumentParser, url_help: str) -> None:
+        p.add_argument("url", help=url_help)
+        p.add_argument("--dialect", choices=("0.1", "0.3", "1.0"), default="1.0", help="wire generation (default 1.0)")
+        p.add_argument("--timeout", type=float, default=client.DEFAULT_TIMEOUT, help="read timeout, seconds")
+        p.add_argument("--plain", action="store_true", help="plain text even on a terminal (no live view)")
+
+    def meta(text: str) -> tuple[str, object]:
+        try:
+            return client.meta_item(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    formatter = argparse.RawDescriptionHelpFormatter
+    base_help = "server base URL (the card at URL/.well-known/agent-card.json names the endpoint; else URL/a2a)"
+    send = sub.add_parser(
+        "send", help="send a message to any A2A agent", epilog=client.EXIT_CODES_HELP, formatter_class=formatter
+    )
+    common(send, base_help)
+    send.add_argument("text", help="the message text")
+    send.add_argument("--skill", help="skill to run (sent as metadata.skill)")
+    send.add_argument("--stream", action="store_true", help="stream the answer as it is generated")
+    send.add_argument(
+        "--meta",
+        type=meta,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="metadata entry, repeatable; the value is JSON when it parses (delay_ms=100), else text",
+    )
+    send.add_argument("--message-id", help="messageId of the message (0.3, 1.0; default: random)")
+    send.add_argument("--retries", type=int, default=client.DEFAULT_RETRIES, help="resume attempts of a dropped stream")
+    task = sub.add_parser(
+        "task",
+        help="get, cancel or watch a task of any A2A agent",
+        epilog=client.EXIT_CODES_HELP,
+        formatter_class=formatter,
+    )
+    actions = task.add_subparsers(dest="action", required=True)
+    for action, help_text in (
+        ("get", "print the task"),
+        ("cancel", "cancel the task"),
+        ("watch", "follow the task's events; resumes a dropped stream with Last-Event-ID"),
+    ):
+        p = actions.add_parser(action, help=help_text, epilog=client.EXIT_CODES_HELP, formatter_class=formatter)
+        common(p, base_help)
+        p.add_argument("id", help="task id")
+        if action == "watch":
+            p.add_argument("--retries", type=int, default=client.DEFAULT_RETRIES, help="resume attempts")
+        else:
+            p.add_argument("--json", dest="as_json", action="store_true", help="print the result as the server sent it")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         result: int = plugins[argv[0]].load()(argv[1:])
         return result
     args = _parser().parse_args(argv)
+    if args.command in ("send", "task"):
+        return _client(args)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "card_version")}
     for listed in ("skills", "cors_origins"):
         if overrides.get(listed):
@@ -63,6 +121,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "card":
         return _card(settings, args.card_version)
     return _serve(settings)
+
+
+def _client(args: argparse.Namespace) -> int:
+    shared = {"dialect": args.dialect, "timeout": args.timeout, "plain": args.plain}
+    if args.command == "send":
+        return client.send(
+            args.url,
+            args.text,
+            skill=args.skill,
+            stream=args.stream,
+            meta=args.meta,
+            message_id=args.message_id,
+            retries=args.retries,
+            **shared,
+        )
+    if args.action == "watch":
+        return client.watch(args.url, args.id, retries=args.retries, **shared)
+    run = client.get if args.action == "get" else client.cancel
+    return run(args.url, args.id, as_json=args.as_json, **shared)
 
 
 def _card(settings: Settings, version: str | None) -> int:
