@@ -62,6 +62,13 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
 
 
+async def drain(app: Starlette, grace: float) -> None:
+    """Stop taking tasks and end the running ones (see Engine.close); a no-op before start-up."""
+    state: AppState | None = getattr(app.state, "a2a", None)
+    if state is not None:
+        await state.engine.close(grace)
+
+
 async def _purge_forever(engine: Engine, settings: Settings) -> None:
     while True:
         cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)

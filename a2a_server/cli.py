@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -155,7 +156,7 @@ def _card(settings: Settings, version: str | None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from a2a_server.app import create_app
+    from a2a_server.app import create_app, drain
     from a2a_server.skill import UnknownSkill
 
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -164,12 +165,20 @@ def _serve(settings: Settings) -> int:
     except (UnknownSkill, ValueError, TypeError) as exc:
         print(f"a2a-server: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # Drain the tasks while their streams are still open, so every subscriber receives its
+            # final event; uvicorn's own shutdown would close the connections first.
+            await drain(app, settings.shutdown_grace)
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_grace),
+        timeout_graceful_shutdown=5,  # after the drain: time for the last frames to leave
         access_log=False,
     )
+    Server(config).run()
     return 0

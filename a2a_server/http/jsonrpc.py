@@ -6,13 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from a2a_server import cursor
 from a2a_server.dialects import V03, V10, Dialect
 from a2a_server.errors import INVALID_REQUEST
+from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
 from a2a_server.operations import Call, frames
 from a2a_server.rpc import Streamed, error_response
@@ -90,13 +91,7 @@ async def _read_body(request: Request, limit: int, dialect: Dialect) -> bytes | 
 
 
 def _sse(state: AppState, answer: Streamed) -> Response:
-    settings = state.settings
-    return EventSourceResponse(
-        _events(state, answer),
-        ping=settings.keepalive_seconds,
-        send_timeout=settings.send_timeout,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return sse_response(state.settings, _events(state, answer))
 
 
 async def _events(state: AppState, answer: Streamed) -> AsyncIterator[ServerSentEvent]:

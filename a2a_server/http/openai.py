@@ -25,7 +25,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sse_starlette import EventSourceResponse
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -34,6 +33,7 @@ from a2a_server.dialects.base import SendRequest
 from a2a_server.engine import Engine, ShuttingDown
 from a2a_server.errors import A2AError, InvalidParams
 from a2a_server.http.jsonrpc import dumps
+from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, app_state
 from a2a_server.http.tokens import chunk_text, follow
 from a2a_server.model import LoggedEvent, Message, Part, Role, Task, TaskEvent, TaskState, TaskStatus
@@ -239,11 +239,7 @@ async def chat_completions(request: Request) -> Response:
     except ApiError as error:
         error.headers.update(headers)
         return error.response()
-    headers.update({"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    settings, chunks = state.settings, completion.chunks(state.engine, held)
-    return EventSourceResponse(
-        chunks, ping=settings.keepalive_seconds, headers=headers, send_timeout=settings.send_timeout
-    )
+    return sse_response(state.settings, completion.chunks(state.engine, held), headers)
 
 
 def _commits(event: TaskEvent) -> bool:

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import cast
 
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import ServerSentEvent
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -25,6 +25,7 @@ from a2a_server import cursor
 from a2a_server.engine import Engine
 from a2a_server.errors import TaskNotFound
 from a2a_server.http.jsonrpc import dumps, json_response
+from a2a_server.http.sse import sse_response
 from a2a_server.http.state import app_state
 from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, TaskEvent, TaskState, TaskStatus
 
@@ -88,13 +89,7 @@ async def task_stream(request: Request) -> Response:
             after = cursor.parse(raw, task_id, last)
         except cursor.BadCursor as exc:
             return _error("invalid_last_event_id", str(exc), 400)
-    settings = state.settings
-    return EventSourceResponse(
-        _frames(engine, task_id, after),
-        ping=settings.keepalive_seconds,
-        send_timeout=settings.send_timeout,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-A2A-Task-Id": task_id},
-    )
+    return sse_response(state.settings, _frames(engine, task_id, after), {"X-A2A-Task-Id": task_id})
 
 
 async def _frames(engine: Engine, task_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
