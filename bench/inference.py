@@ -39,6 +39,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.core_apps import core_busy_seconds, cpu_seconds
 from skills.inference.backend import LLM
 from skills.inference.chat import Turn, prompt_ids
 from skills.inference.models import BUILTIN_MODELS
@@ -142,7 +143,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(pool: int, threads: int, log: Path) -> Iterator[str]:
+def server(pool: int, threads: int, log: Path) -> Iterator[tuple[str, int]]:
     """``a2a-server serve --skills inference`` until /readyz says the model is loaded; always stopped."""
     port = free_port()
     env = {**os.environ, "A2A_STORE": "memory", "A2A_INFERENCE_POOL": str(pool),
@@ -161,11 +162,30 @@ def server(pool: int, threads: int, log: Path) -> Iterator[str]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"server (pool {pool}) did not become ready; see {log}")
             time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+class OtherLoad:
+    """How many cores other processes kept busy while a section ran: the numbers are only as clean as this."""
+
+    def __init__(self, *pids: int) -> None:
+        self.pids = (os.getpid(), *pids)
+        self.started, self.busy, self.ours = time.perf_counter(), self._busy(), self._ours()
+
+    @staticmethod
+    def _busy() -> float:
+        return sum(core_busy_seconds(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+
+    def _ours(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def cores(self) -> float:
+        others = (self._busy() - self.busy) - (self._ours() - self.ours)
+        return max(others, 0.0) / (time.perf_counter() - self.started)
 
 
 def median(values: list[float]) -> float:
@@ -244,14 +264,19 @@ def main() -> int:
     path = SPEC.load_path()
     if path is None or not path.is_file():
         raise SystemExit(f"{SPEC.id} is not converted yet: run `a2a-server models convert` first")
-    load_before = os.getloadavg()
     llm = ctransformers_factory(path, SPEC.model_type, SPEC.context_length, args.threads)
-    with server(1, args.threads, log) as url:
+    with server(1, args.threads, log) as (url, pid):
+        other = OtherLoad(pid)
         out = asyncio.run(compare(url, llm, args))
+        others = [f"single stream {other.cores():.2f}"]
+        other = OtherLoad(pid)
         rows = asyncio.run(queueing(url, 1, args, args.runs))
+        others.append(f"pool 1 queueing {other.cores():.2f}")
     del llm  # free its threads' memory before the pool-2 server loads two instances
-    with server(2, max(1, args.threads // 2), log) as url:
+    with server(2, max(1, args.threads // 2), log) as (url, pid):
+        other = OtherLoad(pid)
         rows += asyncio.run(queueing(url, 2, args, args.runs + 4 * args.queue_rounds))
+        others.append(f"pool 2 queueing {other.cores():.2f}")
     out += [
         "",
         f"4 concurrent streams (sent 5 ms apart, FIFO), max_tokens {args.max_tokens}; medians of "
@@ -262,7 +287,7 @@ def main() -> int:
         "|---:|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
-        f"Machine: {os.cpu_count()} cores; load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}. "
+        f"Machine: {os.cpu_count()} cores. Cores kept busy by other processes meanwhile: {', '.join(others)}. "
         f"Command: python -m bench.inference --runs {args.runs} --queue-rounds {args.queue_rounds} "
         f"--max-tokens {args.max_tokens} --threads {args.threads}",
     ]
