@@ -163,6 +163,10 @@ def test_the_skill_is_configured_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("A2A_INFERENCE_POOL", "zero")
     with pytest.raises(ValueError, match="A2A_INFERENCE_POOL must be an integer >= 1"):
         InferenceSkill()
+    monkeypatch.setenv("A2A_INFERENCE_POOL", "1")
+    monkeypatch.setenv("A2A_INFERENCE_MODEL", "llama-70b")
+    with pytest.raises(RegistryError, match="default model 'llama-70b' is not in the registry"):
+        InferenceSkill()
 
 
 def test_the_card_describes_the_skill_and_its_parameters() -> None:

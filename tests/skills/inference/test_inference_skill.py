@@ -331,3 +331,18 @@ async def test_close_stops_running_generations(scripted_skill: Callable[..., Inf
     await skill.close()
     assert generation.sampled < 100
     await cast(AsyncGenerator[SkillEvent, None], run).aclose()
+
+
+async def test_a_request_can_pick_another_registry_model_which_loads_on_first_use(
+    tiny_model_path: Path, ctx_factory: Ctx, run_all: RunAll
+) -> None:
+    specs = [ModelSpec(id=name, path=tiny_model_path, context_length=512) for name in ("tiny", "other")]
+    skill = InferenceSkill(Registry(specs, "tiny"), threads=1)
+    await skill.wait_ready()
+    assert [m.state for m in skill.models()] == ["loaded", "available"]
+    events = await run_all(skill, ctx_factory("hello", {"model": "other", "max_tokens": 5}))
+    assert events[0] == Status(TaskState.WORKING, text="loading model other")
+    assert Status(TaskState.WORKING, metadata={"model": "other"}) in events
+    assert (final(events).metadata or {})["model"] == "other"
+    assert [m.state for m in skill.models()] == ["loaded", "loaded"]
+    await skill.close()
