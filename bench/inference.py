@@ -70,6 +70,7 @@ class Sample:
 class Streamed(Sample):
     started_ms: float = 0.0  # from the request to the status that says generation started
     skill_ttft_ms: float = 0.0  # the skill's own TTFT (its final status): prompt building + evaluation
+    skill_tps: float = 0.0  # the skill's own decode rate, measured in its worker thread
     total_ms: float = 0.0
     positions: list[int] = field(default_factory=list)
 
@@ -128,6 +129,7 @@ async def stream_run(http: httpx.AsyncClient, url: str, question: str, max_token
                 if state == "TASK_STATE_COMPLETED":
                     result.tokens = int(update["metadata"]["usage"]["completion_tokens"])
                     result.skill_ttft_ms = float(update["metadata"]["timings"]["ttft_ms"])
+                    result.skill_tps = float(update["metadata"]["timings"]["tokens_per_second"])
     result.total_ms = (time.perf_counter() - sent) * 1000
     result.ttft_ms = (times[0] - sent) * 1000 if times else 0.0
     # chunks are tokens except where bytes were held back; spread the token count over the chunk times
@@ -222,7 +224,9 @@ async def compare(url: str, llm: LLM, args: argparse.Namespace) -> list[str]:
         f"| server's part of its TTFT | | {server_part:.1f} ms (client TTFT - the skill's own TTFT, per run) | |",
         "",
         f"Same text on both paths in {same}/{args.runs} runs. Per-run tokens/s raw: "
-        + ", ".join(f"{r.tps:.1f}" for r in raws) + "; server: " + ", ".join(f"{s.tps:.1f}" for s in served),
+        + ", ".join(f"{r.tps:.1f}" for r in raws)
+        + "; server (client side): " + ", ".join(f"{s.tps:.1f}" for s in served)
+        + "; server (its worker thread): " + ", ".join(f"{s.skill_tps:.1f}" for s in served),
     ]  # fmt: skip
 
 
