@@ -4,8 +4,9 @@ Contract:
 - ``start(on_exit)`` starts the thread; the events ``Piece``... then exactly one ``Finished`` or ``Failed`` arrive
   on ``next_event()``; ``on_exit`` runs on the event loop after the thread's last event (it returns the instance
   to its pool), whether or not anyone still reads the events.
-- ``cancel()`` sets the stop flag. The thread checks it before and after each sampled token, so at most the
-  token being computed is finished; it is then discarded, and ``Finished(reason="cancelled")`` follows.
+- ``cancel()`` sets the stop flag. The thread checks it before and after each sampled token (and between slices
+  of the prompt), so at most the token being computed is finished; it is then discarded, and
+  ``Finished(reason="cancelled")`` follows.
 - The thread emits a token the moment it is sampled, before it evaluates that token to compute the next one:
   the client sees it one decode step (~12 ms) earlier than with ctransformers' own ``generate()``.
 """
@@ -25,6 +26,7 @@ from skills.inference.params import SEED_MAX, SamplingParams
 from skills.inference.textstream import TextStream
 
 LAST_N_TOKENS = 64  # the window the repetition penalty looks at (ctransformers' default)
+PROMPT_SLICE = 32  # prompt tokens evaluated between two looks at the stop flag
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +126,12 @@ class Generation:
         rng = random.Random(params.seed)
         text = TextStream(params.stop)
         # Reuses the KV cache for the prefix shared with this instance's previous prompt (the system turn).
-        llm.eval(
-            llm.prepare_inputs_for_generation(prompt, reset=True), batch_size=budget.batch_size, threads=budget.threads
-        )
+        pending = list(llm.prepare_inputs_for_generation(prompt, reset=True))
+        # In slices, so that a cancel during a long prompt (~1 s for 184 tokens) waits for one slice only.
+        for at in range(0, len(pending), PROMPT_SLICE):
+            if self._stop.is_set():
+                break
+            llm.eval(pending[at : at + PROMPT_SLICE], batch_size=budget.batch_size, threads=budget.threads)
         count, first, last, reason = 0, 0.0, 0.0, "length"
         while count < limit:
             if self._stop.is_set():

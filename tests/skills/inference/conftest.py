@@ -129,7 +129,8 @@ def run_all() -> Callable[[InferenceSkill, SkillContext], Any]:
 class ScriptedLLM:
     """A stand-in for ``ctransformers.LLM`` that 'generates' a fixed list of byte strings, then token 2.
 
-    ``delay`` seconds per sampled token; with a ``gate``, sampling waits until the gate is opened.
+    ``delay`` seconds per sampled token, ``eval_delay`` per evaluated slice of tokens; with a ``gate``, sampling
+    waits until the gate is opened.
     """
 
     def __init__(
@@ -137,11 +138,13 @@ class ScriptedLLM:
         pieces: Sequence[bytes],
         *,
         delay: float = 0.0,
+        eval_delay: float = 0.0,
         gate: threading.Event | None = None,
         context_length: int = TINY_CONTEXT,
     ) -> None:
         self.pieces = list(pieces)
-        self.delay, self.gate = delay, gate
+        self.delay, self.gate, self.eval_delay = delay, gate, eval_delay
+        self.evaluated = 0
         self._context_length = context_length
         self.step = 0
 
@@ -164,7 +167,8 @@ class ScriptedLLM:
         return tokens
 
     def eval(self, tokens: Sequence[int], *, batch_size: int | None = None, threads: int | None = None) -> None:
-        return None
+        time.sleep(self.eval_delay)
+        self.evaluated += len(tokens)
 
     def sample(self, **kwargs: Any) -> int:
         if self.gate is not None:
@@ -176,7 +180,7 @@ class ScriptedLLM:
 
 @pytest.fixture
 def scripted_skill() -> Callable[..., InferenceSkill]:
-    """``scripted_skill(pieces, pool_size=1, queue_size=16, context_length=512, delay=0, gate=None)``."""
+    """``scripted_skill(pieces, pool_size=1, queue_size=16, context_length=512, delay=0, eval_delay=0, gate=None)``."""
 
     def make(
         pieces: Sequence[bytes],
@@ -185,12 +189,13 @@ def scripted_skill() -> Callable[..., InferenceSkill]:
         queue_size: int = 16,
         context_length: int = TINY_CONTEXT,
         delay: float = 0.0,
+        eval_delay: float = 0.0,
         gate: threading.Event | None = None,
     ) -> InferenceSkill:
         spec = ModelSpec(id="scripted", path=Path("/nonexistent/scripted.gguf"), context_length=context_length)
 
         def factory(path: Path, model_type: str, context: int, threads: int) -> LLM:
-            return ScriptedLLM(pieces, delay=delay, gate=gate, context_length=context_length)
+            return ScriptedLLM(pieces, delay=delay, eval_delay=eval_delay, gate=gate, context_length=context_length)
 
         registry = Registry([spec], "scripted")
         return InferenceSkill(registry, pool_size=pool_size, queue_size=queue_size, threads=1, llm_factory=factory)

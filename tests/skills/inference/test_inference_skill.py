@@ -346,3 +346,24 @@ async def test_a_request_can_pick_another_registry_model_which_loads_on_first_us
     assert (final(events).metadata or {})["model"] == "other"
     assert [m.state for m in skill.models()] == ["loaded", "loaded"]
     await skill.close()
+
+
+async def test_cancel_during_a_long_prompt_waits_for_one_slice_only(
+    scripted_skill: Callable[..., InferenceSkill], ctx_factory: Ctx
+) -> None:
+    skill = scripted_skill([b"x"], eval_delay=0.05)  # 50 ms per prompt slice of 32 tokens
+    await skill.wait_ready()
+    ctx = ctx_factory("q" * 300)  # ~320 prompt tokens: 10 slices, 0.5 s
+    run = skill.run(ctx)
+    assert await anext(run) == Status(TaskState.WORKING, metadata={"model": "scripted"})
+    (generation,) = skill._generations
+    await asyncio.sleep(0.08)
+    ctx.cancelled.set()
+    asked = time.perf_counter()
+    events = await drain(run)
+    assert time.perf_counter() - asked < 0.2
+    assert final(events).state is TaskState.CANCELED
+    assert usage(events)["completion_tokens"] == 0
+    evaluated: int = cast(Any, generation._llm).evaluated  # prompt tokens the ScriptedLLM was asked to evaluate
+    assert 0 < evaluated < 320
+    await skill.close()
