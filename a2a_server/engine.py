@@ -178,7 +178,7 @@ class Engine:
         return Task(
             id=req.task_id or new_id(),
             context_id=req.context_id or new_id(),
-            status=TaskStatus(state=TaskState.SUBMITTED),
+            status=_status(TaskState.SUBMITTED),
             dialect=dialect,
             skill=skill,
         )
@@ -206,12 +206,12 @@ class Engine:
                         await self._reply(run, ev)
                         return
                     first = TaskState.WORKING if continuing else TaskState.SUBMITTED
-                    await self._status(run, TaskStatus(state=first))
+                    await self._status(run, _status(first))
                 if isinstance(ev, Status):
                     if ev.state.settled or run.ctx.cancelled.is_set():
                         final = ev
                         break
-                    await self._status(run, TaskStatus(state=ev.state, message=self._agent(run, ev.text)), ev.metadata)
+                    await self._status(run, _status(ev.state, self._agent(run, ev.text)), ev.metadata)
                 elif isinstance(ev, Token):
                     await self._token(run, ev)
                 elif isinstance(ev, ArtifactOut):
@@ -229,7 +229,7 @@ class Engine:
             await _aclose(events)
         if not started:
             first = TaskState.WORKING if continuing else TaskState.SUBMITTED
-            await self._status(run, TaskStatus(state=first))
+            await self._status(run, _status(first))
         if run.abort is not None:
             final = Status(run.abort.state, run.abort.text, final.metadata)
         elif run.ctx.cancelled.is_set():
@@ -244,14 +244,14 @@ class Engine:
             run.task.history.append(message)
         if final.metadata:
             run.task.metadata = {**(run.task.metadata or {}), **final.metadata}
-        await self._status(run, TaskStatus(state=final.state, message=message), final.metadata)
+        await self._status(run, _status(final.state, message), final.metadata)
 
     async def _reply(self, run: _Run, ev: Reply) -> None:
         message = self._reply_message(run, ev)
         task = run.task
         task.reply = message
         task.history.append(message)
-        task.status = TaskStatus(state=TaskState.COMPLETED, message=message)
+        task.status = _status(TaskState.COMPLETED, message)
         await self._publish(run, MessageEvent(task_id=task.id, context_id=task.context_id, message=message))
 
     def _reply_message(self, run: _Run, ev: Reply) -> Message:
@@ -275,16 +275,16 @@ class Engine:
         art = run.stream_artifact
         append = art is not None
         if art is None:
-            art = run.stream_artifact = Artifact(name="output", parts=[Part.of_text("")])
+            art = run.stream_artifact = Artifact(artifact_id=new_id(), name="output", parts=[Part.of_text("")])
             run.task.artifacts.append(art)
         # joined only when someone looks (_sync): appending to the part's text each time is O(n²)
         run.stream_chunks.append(ev.text)
         run.stream_closed = ev.last
         if ev.text:
             ttft = run.clock.token()
-            self.metrics.tokens.labels(run.task.skill).inc()
+            self.metrics.token_counter(run.task.skill).inc()
             if ttft is not None:
-                self.metrics.ttft.labels(run.task.skill).observe(ttft)
+                self.metrics.ttft_histogram(run.task.skill).observe(ttft)
         chunk = Artifact(artifact_id=art.artifact_id, name=art.name, parts=[Part.of_text(ev.text)])
         await self._publish(run, self._artifact_event(run, chunk, append, ev.last))
 
@@ -368,7 +368,7 @@ class Engine:
         self.metrics.active.set(len(self._runs))
         state = run.task.status.state
         if state.terminal:
-            self.metrics.tasks.labels(run.task.skill, state.value).inc()
+            self.metrics.task_counter(run.task.skill, state.value).inc()
         rate = run.clock.rate()
         if rate is not None:
             self.metrics.tps.labels(run.task.skill).observe(rate)
@@ -400,10 +400,13 @@ class Engine:
     async def wait(self, task_id: str, timeout: float) -> Task:
         """Wait until the task is terminal or interrupted, at most ``timeout`` seconds; return it as it is."""
         run = self._runs.get(task_id)
-        if run is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run.settled.wait()), timeout)
-        return await self.get(task_id)
+        if run is None:
+            return await self.get(task_id)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await run.settled.wait()
+        # the run's task is what was saved when it settled (or the live one, still running)
+        return self._sync(run)
 
     async def cancel(self, task_id: str) -> Task:
         task = await self.get(task_id)
@@ -475,7 +478,7 @@ class Engine:
             self._runs[task.id] = run
             if skill is not None and getattr(skill, "rerunnable", False):
                 log.info("task %s [%s] re-run after server restart", task.id, task.skill)
-                await self._status(run, TaskStatus(state=TaskState.WORKING, message=self._agent(run, "restarted")))
+                await self._status(run, _status(TaskState.WORKING, self._agent(run, "restarted")))
                 run.job = asyncio.create_task(self._drive(run, skill.run(run.ctx), continuing=True))
             else:
                 await self._finish(run, Status(TaskState.FAILED, "interrupted by server restart"))
@@ -484,6 +487,10 @@ class Engine:
     async def purge(self, older_than: str) -> int:
         """Delete finished tasks whose last change is older than the ISO timestamp ``older_than``."""
         return await self.store.purge_finished_before(older_than)
+
+
+def _status(state: TaskState, message: Message | None = None) -> TaskStatus:
+    return TaskStatus(state=state, message=message)
 
 
 async def _aclose(events: AsyncIterator[SkillEvent]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -43,6 +44,23 @@ class Metrics:
         )
         self.queue_depth = Gauge("a2a_queue_depth", "Tasks waiting for a skill's capacity", ["skill"], registry=r)
         self._queue_probes: dict[str, Callable[[], int]] = {}
+
+    # labels() looks the child up under a lock on every call; the hot paths keep their children
+    @functools.cache  # noqa: B019 - one Metrics per app, a handful of skills and methods
+    def token_counter(self, skill: str) -> Counter:
+        return self.tokens.labels(skill)
+
+    @functools.cache  # noqa: B019
+    def task_counter(self, skill: str, state: str) -> Counter:
+        return self.tasks.labels(skill, state)
+
+    @functools.cache  # noqa: B019
+    def ttft_histogram(self, skill: str) -> Histogram:
+        return self.ttft.labels(skill)
+
+    @functools.cache  # noqa: B019
+    def latency_histogram(self, method: str) -> Histogram:
+        return self.latency.labels(method)
 
     def probe_queue(self, skill: str, depth: Callable[[], int]) -> None:
         self._queue_probes[skill] = depth
