@@ -40,29 +40,47 @@ def _package(name: str) -> str:
     return path.split("/", 1)[0] if "/" in path else path
 
 
+# Leaf frames where a thread waits rather than works (py-spy's idle detection misses some of them).
+WAITING = ("selectors.py:EpollSelector.select", "concurrent/futures/thread.py:_worker", "threading.py:Condition.wait")
+# Frames under which everything runs (interpreter entry, the loop, worker threads): no information.
+PLUMBING = re.compile(
+    r"^(a2a-server:<module>|a2a_server/cli\.py:|uvicorn/(main|server|_compat)\.py:|asyncio/(runners|base_events)\.py:"
+    r"|asyncio/events\.py:Handle\._run|threading\.py:|concurrent/futures/thread\.py:_worker)"
+)
+
+
 def summarize(raw: Path, top: int) -> str:
     stacks: list[tuple[list[str], int]] = []
+    waiting = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if stack:
-            stacks.append(([_name(f) for f in stack.split(";")], int(count)))
+        if not stack:
+            continue
+        frames = [_name(f) for f in stack.split(";")]
+        if frames[-1] in WAITING:
+            waiting += int(count)
+        else:
+            stacks.append((frames, int(count)))
     samples = sum(n for _, n in stacks)
     if not samples:
         return "no samples"
-    # The frames every sample shares (interpreter entry, uvicorn.run, the loop) say nothing; drop them.
-    common = 0
-    while all(len(f) > common + 1 and f[common] == stacks[0][0][common] for f, _ in stacks):
-        common += 1
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
     package: Counter[str] = Counter()
     for frames, n in stacks:
         own[frames[-1]] += n
         package[_package(frames[-1])] += n
-        for name in set(frames[common:]):
-            total[name] += n
-    out = [f"{samples} samples of busy time; {common} outer frames common to all samples left out", ""]
-    tables = (("own time by package/module", package), ("own time", own), ("total time (on the stack)", total))
+        for name in set(frames):
+            if not PLUMBING.match(name):
+                total[name] += n
+    out = [f"{samples} samples of busy time ({waiting} more of threads waiting in select() or for work left out)", ""]
+    ours = Counter({name: n for name, n in total.items() if name.startswith(("a2a_server/", "skills/"))})
+    tables = (
+        ("own time by package/module", package),
+        ("own time", own),
+        ("total time (on the stack)", total),
+        ("total time, a2a_server and skills only", ours),
+    )
     for title, counter in tables:
         out += [f"| {title} | % |", "|---|---:|"]
         out += [f"| `{name}` | {n / samples:.1%} |" for name, n in counter.most_common(top)]
