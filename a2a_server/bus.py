@@ -48,6 +48,19 @@ class Subscription:
             return None
         return self._buffer.popleft()
 
+    async def next_batch(self) -> list[LoggedEvent] | None:
+        """Every event buffered so far (waiting for one if there is none), or None once dropped or closed."""
+        while not self._buffer:
+            if self.dropped or self.closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self.dropped:
+            return None
+        batch = list(self._buffer)
+        self._buffer.clear()
+        return batch
+
     def close(self) -> None:
         if not self.closed:
             self.closed = True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import logging.handlers
+import queue
 import socket
 import sys
 from importlib.metadata import entry_points
@@ -159,12 +161,13 @@ def _serve(settings: Settings) -> int:
     from a2a_server.app import create_app, drain
     from a2a_server.skill import UnknownSkill
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    listener = _log_in_background(settings.log_level)
     try:
         app = create_app(settings)
     except (UnknownSkill, ValueError, TypeError) as exc:
         print(f"a2a-server: {exc}", file=sys.stderr)
         return 2
+
     class Server(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             # Drain the tasks while their streams are still open, so every subscriber receives its
@@ -180,5 +183,21 @@ def _serve(settings: Settings) -> int:
         timeout_graceful_shutdown=5,  # after the drain: time for the last frames to leave
         access_log=False,
     )
-    Server(config).run()
+    try:
+        Server(config).run()
+    finally:
+        listener.stop()
     return 0
+
+
+def _log_in_background(level: str) -> logging.handlers.QueueListener:
+    """Log records are formatted and written by a thread: a task's log lines never wait on stderr."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    enqueue = logging.handlers.QueueHandler(records)
+    enqueue.setFormatter(logging.Formatter("%(message)s"))  # the writer thread adds time, level and name
+    logging.basicConfig(level=level.upper(), handlers=[enqueue], force=True)
+    listener = logging.handlers.QueueListener(records, handler)
+    listener.start()
+    return listener

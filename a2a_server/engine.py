@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from a2a_server.bus import EventBus
+from a2a_server.bus import EventBus, Subscription
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import (
     InvalidParams,
@@ -76,6 +76,7 @@ class _Run:
     # the streamed text artifact of this run (Token events)
     stream_artifact: Artifact | None = None
     stream_chunks: list[str] = field(default_factory=list)
+    stream_index: int = 0
     stream_closed: bool = False
     clock: RunClock = field(default_factory=RunClock)
     # set when the engine ends the run for its own reason (event cap, shutdown): the final status to use
@@ -299,7 +300,11 @@ class Engine:
         await self._publish(run, self._artifact_event(run, artifact, append, last_chunk))
 
     def _artifact_event(self, run: _Run, artifact: Artifact, append: bool, last_chunk: bool) -> ArtifactEvent:
-        index = next(i for i, a in enumerate(run.task.artifacts) if a.artifact_id == artifact.artifact_id)
+        stream = run.stream_artifact
+        if stream is not None and artifact.artifact_id == stream.artifact_id:
+            index = run.stream_index
+        else:
+            index = next(i for i, a in enumerate(run.task.artifacts) if a.artifact_id == artifact.artifact_id)
         return ArtifactEvent(
             task_id=run.task.id,
             context_id=run.task.context_id,
@@ -438,25 +443,41 @@ class Engine:
             await asyncio.wait({run.job})
 
     async def events(self, task_id: str, after: int = 0) -> AsyncIterator[LoggedEvent]:
-        """The task's events with id > ``after``: the log first, then live ones; ends after a settling event.
+        """``event_batches`` one event at a time."""
+        async for batch in self.event_batches(task_id, after):
+            for logged in batch:
+                yield logged
+
+    async def event_batches(
+        self, task_id: str, after: int = 0, subscription: Subscription | None = None
+    ) -> AsyncIterator[list[LoggedEvent]]:
+        """The task's events with id > ``after``: the log first, then live ones, in batches of whatever is
+        ready (so a stream can send several in one write); ends after a settling event.
 
         A settling event inside the replayed log ends the stream only when it is the newest one (a
         continued input-required task has more). Stops early (returns) if this subscriber is dropped.
+        ``subscription``: one opened before the run's first event (its log after ``after`` is then empty
+        and is not read); it is closed here.
         """
-        async with self.bus.subscribe(task_id) as sub:
-            backlog = await self.store.read_after(task_id, after)
+        async with subscription or self.bus.subscribe(task_id) as sub:
+            backlog = [] if subscription is not None else await self.store.read_after(task_id, after)
             last = after
-            for logged in backlog:
-                yield logged
-                last = logged.id
-            if (backlog and backlog[-1].event.settles) or task_id not in self._runs:
+            if backlog:
+                yield backlog
+                last = backlog[-1].id
+            if backlog and backlog[-1].event.settles:
                 return
-            while (live := await sub.next()) is not None:
-                if live.id <= last:
-                    continue
-                yield live
-                if live.event.settles:
-                    return
+            if subscription is None and task_id not in self._runs:
+                return  # nothing live will come (an early subscription holds the run's events, though)
+            while (batch := await sub.next_batch()) is not None:
+                fresh = [le for le in batch if le.id > last]
+                for i, logged in enumerate(fresh):
+                    if logged.event.settles:
+                        yield fresh[: i + 1]
+                        return
+                if fresh:
+                    yield fresh
+                    last = fresh[-1].id
 
     async def close(self, grace: float) -> None:
         """Take no new tasks, give running ones ``grace`` seconds, then end the rest as failed."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from a2a_server import cursor
+from a2a_server.bus import Subscription
 from a2a_server.dialects import V10, Dialect
 from a2a_server.dialects.base import JSON, SendRequest, validate
 from a2a_server.dialects.v10 import ListQuery
@@ -47,6 +48,8 @@ class StreamPlan:
     # the snapshot replaces the run's opening ``submitted`` status (new tasks) instead of preceding it
     snapshot_replaces_submitted: bool = False
     only_snapshot: bool = False
+    # opened before the task's run started: every event is in it, so the log need not be read back
+    subscription: Subscription | None = None
 
 
 Handler = Callable[[Engine, Call, Dialect, Any], Awaitable["JSON | StreamPlan"]]
@@ -70,9 +73,13 @@ async def _open_stream(engine: Engine, dialect: Dialect, req: SendRequest) -> St
     # a continued (input-required) task already has a log: this stream starts after it
     after = await engine.store.last_event_id(req.task_id) if req.task_id else 0
     task = await engine.submit(req, dialect.version)
-    # no await since submit: the run has not started, so this is the task as submitted
+    # no await since submit: the run has not started, so this is the task as submitted, and a
+    # subscription opened now sees every event of the run from memory
     snapshot = dialect.stream_item(task) if dialect.stream_starts_with_task() else None
-    return StreamPlan(dialect, task.id, after, snapshot, snapshot_replaces_submitted=after == 0)
+    subscription = engine.bus.subscribe(task.id)
+    return StreamPlan(
+        dialect, task.id, after, snapshot, snapshot_replaces_submitted=after == 0, subscription=subscription
+    )
 
 
 async def get(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
@@ -141,26 +148,29 @@ HANDLERS: dict[Op, Handler] = {
 }
 
 
-async def frames(engine: Engine, plan: StreamPlan) -> AsyncIterator[tuple[int, JSON]]:
-    """(event id, JSON-RPC result) pairs of one stream, in order; ends after the settling event."""
+async def frames(engine: Engine, plan: StreamPlan) -> AsyncIterator[list[tuple[int, JSON]]]:
+    """Batches of (event id, JSON-RPC result) of one stream, in order; ends after the settling event."""
     dialect, pending = plan.dialect, plan.snapshot
     if pending is not None and not plan.snapshot_replaces_submitted:
         # a re-attached stream opens with the task as it is now, without waiting for its next event
-        yield plan.after, pending
+        yield [(plan.after, pending)]
         if plan.only_snapshot:
             return
         pending = None
-    async for le in engine.events(plan.task_id, plan.after):
-        if pending is not None:
-            # a new task: its first event says whether the answer is a direct Message or a Task
-            ev = le.event
-            if isinstance(ev, MessageEvent):
-                yield le.id, dialect.stream_item(le)  # a direct reply is the whole stream
-                return
-            if isinstance(ev, StatusEvent) and ev.status.state == TaskState.SUBMITTED:
-                yield le.id, pending
+    async for batch in engine.event_batches(plan.task_id, plan.after, plan.subscription):
+        out: list[tuple[int, JSON]] = []
+        for le in batch:
+            if pending is not None:
+                # a new task: its first event says whether the answer is a direct Message or a Task
+                ev = le.event
+                if isinstance(ev, MessageEvent):
+                    yield [(le.id, dialect.stream_item(le))]  # a direct reply is the whole stream
+                    return
+                first = pending
                 pending = None
-                continue
-            yield plan.after, pending
-            pending = None
-        yield le.id, dialect.stream_item(le)
+                if isinstance(ev, StatusEvent) and ev.status.state == TaskState.SUBMITTED:
+                    out.append((le.id, first))
+                    continue
+                out.append((plan.after, first))
+            out.append((le.id, dialect.stream_item(le)))
+        yield out

@@ -11,7 +11,7 @@ from a2a_server.config import Settings
 
 def sse_response(
     settings: Settings,
-    content: AsyncIterator[ServerSentEvent] | AsyncIterator[str],
+    content: AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes],
     headers: Mapping[str, str] | None = None,
 ) -> EventSourceResponse:
     return EventSourceResponse(
