@@ -194,6 +194,9 @@ def _log_in_background(level: str) -> logging.handlers.QueueListener:
     """Log records are formatted and written by a thread: a task's log lines never wait on stderr."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # the logging HOWTO's "Optimization": no caller, thread or process lookups for each record
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     enqueue = logging.handlers.QueueHandler(records)
     enqueue.setFormatter(logging.Formatter("%(message)s"))  # the writer thread adds time, level and name

@@ -7,20 +7,29 @@ generation; the engine, the bus and the stores only ever see these types.
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import time
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+_RANDOM = bytearray()
+
 
 def new_id() -> str:
-    # 128 random bits as 32 hex digits, like uuid4().hex without building a UUID (3x cheaper)
-    return os.urandom(16).hex()
+    """128 random bits from the OS as 32 hex digits (like uuid4().hex), drawn from a pool: one getrandom
+    call per 256 ids instead of a syscall and a UUID object per id."""
+    global _RANDOM
+    if not _RANDOM:
+        _RANDOM = bytearray(os.urandom(16 * 256))
+    chunk = _RANDOM[-16:]
+    del _RANDOM[-16:]
+    return chunk.hex()
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 class TaskState(StrEnum):
