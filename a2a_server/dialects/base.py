@@ -6,10 +6,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
 
 from a2a_server.errors import REASONS, InvalidParams
-from a2a_server.model import LoggedEvent, Message, Task, TaskEvent
+from a2a_server.model import LoggedEvent, Message, Part, Task, TaskEvent
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +35,51 @@ class SendRequest:
 class TaskQuery:
     id: str
     history_length: int | None = None
+
+
+class Wire(BaseModel):
+    """Inbound wire shapes: camelCase on the wire, unknown keys ignored (newer peers send more)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class WireFile(Wire):
+    """The file content of a 0.1/0.3 file part."""
+
+    name: str | None = None
+    mime_type: str | None = None
+    bytes: str | None = None
+    uri: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WireFile:
+        if (self.bytes is None) == (self.uri is None):
+            raise ValueError("a file needs exactly one of 'bytes' or 'uri'")
+        return self
+
+
+def part_from_0x(p: Any) -> Part:
+    """A validated 0.1/0.3 part (text, file or data; the two differ only in their discriminator key)."""
+    if hasattr(p, "file"):
+        f: WireFile = p.file
+        return Part(kind="file", raw=f.bytes, url=f.uri, name=f.name, media_type=f.mime_type, metadata=p.metadata)
+    if hasattr(p, "data"):
+        return Part(kind="data", data=p.data, metadata=p.metadata)
+    return Part(kind="text", text=p.text, metadata=p.metadata)
+
+
+def part_to_0x(p: Part, discriminator: str) -> JSON:
+    """A part in 0.1 (``discriminator="type"``) or 0.3 (``"kind"``) shape."""
+    if p.kind == "text":
+        out: JSON = {discriminator: "text", "text": p.text or ""}
+    elif p.kind == "file":
+        file = drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url})
+        out = {discriminator: "file", "file": file}
+    else:
+        out = {discriminator: "data", "data": p.data}
+    if p.metadata:
+        out["metadata"] = p.metadata
+    return out
 
 
 def validate(model: type[M], params: Any) -> M:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field
 
 from a2a_server.dialects.base import (
     JSON,
     Dialect,
     SendRequest,
     TaskQuery,
+    Wire,
+    WireFile,
     drop_none,
+    part_from_0x,
+    part_to_0x,
     truncate_history,
     validate,
 )
@@ -40,36 +43,19 @@ from a2a_server.model import (
 _STATE = {TaskState.REJECTED: "failed", TaskState.AUTH_REQUIRED: "input-required"}
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class _File(_Wire):
-    name: str | None = None
-    mime_type: str | None = None
-    bytes: str | None = None
-    uri: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> _File:
-        if (self.bytes is None) == (self.uri is None):
-            raise ValueError("a file needs exactly one of 'bytes' or 'uri'")
-        return self
-
-
-class _TextPart(_Wire):
+class _TextPart(Wire):
     type: Literal["text"]
     text: str
     metadata: dict[str, Any] | None = None
 
 
-class _FilePart(_Wire):
+class _FilePart(Wire):
     type: Literal["file"]
-    file: _File
+    file: WireFile
     metadata: dict[str, Any] | None = None
 
 
-class _DataPart(_Wire):
+class _DataPart(Wire):
     type: Literal["data"]
     data: dict[str, Any]
     metadata: dict[str, Any] | None = None
@@ -78,13 +64,13 @@ class _DataPart(_Wire):
 _Part = Annotated[_TextPart | _FilePart | _DataPart, Field(discriminator="type")]
 
 
-class _Message(_Wire):
+class _Message(Wire):
     role: Literal["user", "agent"]
     parts: list[_Part] = Field(min_length=1)
     metadata: dict[str, Any] | None = None
 
 
-class _SendParams(_Wire):
+class _SendParams(Wire):
     id: str = Field(min_length=1)
     session_id: str | None = None
     message: _Message
@@ -107,34 +93,14 @@ class _ShortParams(BaseModel):
     task: _ShortTask
 
 
-class _TaskQuery(_Wire):
+class _TaskQuery(Wire):
     id: str = Field(min_length=1)
     history_length: int | None = Field(default=None, ge=0)
     metadata: dict[str, Any] | None = None
 
 
-def _part_in(p: _TextPart | _FilePart | _DataPart) -> Part:
-    if isinstance(p, _TextPart):
-        return Part(kind="text", text=p.text, metadata=p.metadata)
-    if isinstance(p, _FilePart):
-        f = p.file
-        return Part(kind="file", raw=f.bytes, url=f.uri, name=f.name, media_type=f.mime_type, metadata=p.metadata)
-    return Part(kind="data", data=p.data, metadata=p.metadata)
-
-
 def part_out(p: Part) -> JSON:
-    if p.kind == "text":
-        out: JSON = {"type": "text", "text": p.text or ""}
-    elif p.kind == "file":
-        out = {
-            "type": "file",
-            "file": drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url}),
-        }
-    else:
-        out = {"type": "data", "data": p.data}
-    if p.metadata:
-        out["metadata"] = p.metadata
-    return out
+    return part_to_0x(p, "type")
 
 
 def artifact_out(a: Artifact, index: int, append: bool | None = None, last_chunk: bool | None = None) -> JSON:
@@ -170,7 +136,7 @@ class V01(Dialect):
             raise PushNotSupported()
         metadata = {**(p.metadata or {}), **(p.message.metadata or {})}
         message = Message(
-            role=Role(p.message.role), parts=[_part_in(x) for x in p.message.parts], metadata=p.message.metadata
+            role=Role(p.message.role), parts=[part_from_0x(x) for x in p.message.parts], metadata=p.message.metadata
         )
         return SendRequest(
             message=message,

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
 from a2a_server.dialects.base import (
     JSON,
     Dialect,
     SendRequest,
     TaskQuery,
+    Wire,
+    WireFile,
     drop_none,
+    part_from_0x,
+    part_to_0x,
     truncate_history,
     validate,
 )
@@ -32,36 +35,19 @@ from a2a_server.model import (
 )
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class _File(_Wire):
-    name: str | None = None
-    mime_type: str | None = None
-    bytes: str | None = None
-    uri: str | None = None
-
-    @model_validator(mode="after")
-    def _one_source(self) -> _File:
-        if (self.bytes is None) == (self.uri is None):
-            raise ValueError("a file needs exactly one of 'bytes' or 'uri'")
-        return self
-
-
-class _TextPart(_Wire):
+class _TextPart(Wire):
     kind: Literal["text"]
     text: str
     metadata: dict[str, Any] | None = None
 
 
-class _FilePart(_Wire):
+class _FilePart(Wire):
     kind: Literal["file"]
-    file: _File
+    file: WireFile
     metadata: dict[str, Any] | None = None
 
 
-class _DataPart(_Wire):
+class _DataPart(Wire):
     kind: Literal["data"]
     data: dict[str, Any]
     metadata: dict[str, Any] | None = None
@@ -70,7 +56,7 @@ class _DataPart(_Wire):
 _Part = Annotated[_TextPart | _FilePart | _DataPart, Field(discriminator="kind")]
 
 
-class _Message(_Wire):
+class _Message(Wire):
     kind: Literal["message"] = "message"
     message_id: str = Field(min_length=1)
     role: Literal["user", "agent"]
@@ -82,39 +68,30 @@ class _Message(_Wire):
     extensions: list[str] | None = None
 
 
-class _Config(_Wire):
+class _Config(Wire):
     accepted_output_modes: list[str] | None = None
     blocking: bool | None = None
     history_length: int | None = Field(default=None, ge=0)
     push_notification_config: dict[str, Any] | None = None
 
 
-class _SendParams(_Wire):
+class _SendParams(Wire):
     message: _Message
     configuration: _Config | None = None
     metadata: dict[str, Any] | None = None
 
 
-class _TaskQuery(_Wire):
+class _TaskQuery(Wire):
     id: str = Field(min_length=1)
     history_length: int | None = Field(default=None, ge=0)
     metadata: dict[str, Any] | None = None
-
-
-def _part_in(p: _TextPart | _FilePart | _DataPart) -> Part:
-    if isinstance(p, _TextPart):
-        return Part(kind="text", text=p.text, metadata=p.metadata)
-    if isinstance(p, _FilePart):
-        f = p.file
-        return Part(kind="file", raw=f.bytes, url=f.uri, name=f.name, media_type=f.mime_type, metadata=p.metadata)
-    return Part(kind="data", data=p.data, metadata=p.metadata)
 
 
 def message_in(m: _Message) -> Message:
     return Message(
         message_id=m.message_id,
         role=Role(m.role),
-        parts=[_part_in(p) for p in m.parts],
+        parts=[part_from_0x(p) for p in m.parts],
         context_id=m.context_id,
         task_id=m.task_id,
         metadata=m.metadata,
@@ -124,18 +101,7 @@ def message_in(m: _Message) -> Message:
 
 
 def part_out(p: Part) -> JSON:
-    if p.kind == "text":
-        out: JSON = {"kind": "text", "text": p.text or ""}
-    elif p.kind == "file":
-        out = {
-            "kind": "file",
-            "file": drop_none({"name": p.name, "mimeType": p.media_type, "bytes": p.raw, "uri": p.url}),
-        }
-    else:
-        out = {"kind": "data", "data": p.data}
-    if p.metadata:
-        out["metadata"] = p.metadata
-    return out
+    return part_to_0x(p, "kind")
 
 
 def artifact_out(a: Artifact) -> JSON:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from a2a_server.dialects.base import (
     JSON,
     Dialect,
     SendRequest,
     TaskQuery,
+    Wire,
     drop_none,
     error_info,
     truncate_history,
@@ -43,11 +43,7 @@ STATE_OUT = {s: "TASK_STATE_" + s.value.upper().replace("-", "_") for s in TaskS
 STATE_IN = {v: k for k, v in STATE_OUT.items()}
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
-
-
-class _Part(_Wire):
+class _Part(Wire):
     text: str | None = None
     raw: str | None = None
     url: str | None = None
@@ -64,7 +60,7 @@ class _Part(_Wire):
         return self
 
 
-class _Message(_Wire):
+class _Message(Wire):
     message_id: str = Field(min_length=1)
     role: Literal["ROLE_USER", "ROLE_AGENT"]
     parts: list[_Part] = Field(min_length=1)
@@ -75,27 +71,27 @@ class _Message(_Wire):
     extensions: list[str] | None = None
 
 
-class _Config(_Wire):
+class _Config(Wire):
     accepted_output_modes: list[str] | None = None
     task_push_notification_config: dict[str, Any] | None = None
     history_length: int | None = Field(default=None, ge=0)
     return_immediately: bool = False
 
 
-class _SendParams(_Wire):
+class _SendParams(Wire):
     tenant: str | None = None
     message: _Message
     configuration: _Config | None = None
     metadata: dict[str, Any] | None = None
 
 
-class _TaskQuery(_Wire):
+class _TaskQuery(Wire):
     id: str = Field(min_length=1)
     history_length: int | None = Field(default=None, ge=0)
     tenant: str | None = None
 
 
-class ListQuery(_Wire):
+class ListQuery(Wire):
     tenant: str | None = None
     context_id: str | None = None
     status: str | None = None
