@@ -87,6 +87,7 @@ class _Run:
     outbox: list[TaskEvent] = field(default_factory=list)
     save_pending: bool = False
     flusher: asyncio.Task[None] | None = None
+    persisted: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.queued_id = self.last_id
@@ -122,6 +123,7 @@ class Engine:
         """Create a task (or continue an interrupted one) and start its skill; returns at once."""
         if self._closing:
             raise ShuttingDown("The server is shutting down and takes no new tasks")
+        self._refuse_running(req.task_id)
         existing = await self.store.get(req.task_id) if req.task_id else None
         if existing is not None:
             task = self._continue(existing, req)
@@ -139,7 +141,7 @@ class Engine:
         prior = await self._context_history(task) if existing is None and req.context_id else []
         last_id = await self.store.last_event_id(task.id) if existing is not None else 0
         task.history.append(req.message)
-        await self.store.save(task)
+        self._refuse_running(task.id)  # a concurrent submit of the same id may have won during the awaits
         log.info("task %s [%s] %s (%s)", task.id, task.skill, "continued" if existing else "created", dialect)
         ctx = SkillContext(
             task_id=task.id,
@@ -148,11 +150,30 @@ class Engine:
             history=prior + task.history[:-1],
             metadata=req.metadata,
         )
-        run = _Run(task=task, ctx=ctx, last_id=last_id)
+        # the task is written with the run's first batch of events (one commit, not two): nobody has seen
+        # it yet; a non-blocking send answers only after that write (wait_persisted)
+        run = _Run(task=task, ctx=ctx, last_id=last_id, save_pending=True)
         self._runs[task.id] = run
         self.metrics.active.set(len(self._runs))
         run.job = asyncio.create_task(self._drive(run, skill.run(ctx), continuing=existing is not None))
         return task
+
+    def _refuse_running(self, task_id: str | None) -> None:
+        if task_id is not None and task_id in self._runs:
+            state = self._runs[task_id].task.status.state.value
+            raise UnsupportedOperation(f"Task {task_id} is still {state}; wait until it needs input, or cancel it")
+
+    async def wait_persisted(self, task_id: str, timeout: float = 1.0) -> None:
+        """Return once the task is in the store: its first batch is written, or after ``timeout`` by a save."""
+        run = self._runs.get(task_id)
+        if run is None or run.persisted.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await run.persisted.wait()
+                return
+        # a skill slow to produce its first event: write the task as it is
+        await self.store.save(self._sync(run))
 
     async def _context_history(self, task: Task, limit: int = 1000) -> list[Message]:
         """The messages of the context's earlier tasks, oldest first (a conversation)."""
@@ -349,6 +370,8 @@ class Engine:
                     run.ctx.cancelled.set()
                 if any(e.settles for e in batch):
                     self._end(run)
+            if logged:
+                run.persisted.set()
             self.metrics.events.inc(len(logged))
             for le in logged:
                 run.last_id = le.id

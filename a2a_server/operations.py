@@ -62,6 +62,8 @@ async def send(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSO
     task = await engine.submit(req, dialect.version)
     if req.blocking:
         task = await engine.wait(task.id, call.blocking_timeout)
+    else:
+        await engine.wait_persisted(task.id)
     return dialect.send_result(task, task.reply, req.history_length)
 
 
