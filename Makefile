@@ -35,8 +35,9 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy --strict over the package and the skills
 	$(BIN)/mypy
 
-bench: $(STAMP) ## run the benchmarks (installs wrk from Debian if missing)
+bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers
 	bash bench/run
+	$(BIN)/python -m bench.inference
 
 clean: ## remove the virtual environment
 	rm -rf $(VENV)
