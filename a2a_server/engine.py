@@ -185,7 +185,15 @@ class Engine:
             token = page.next_page_token
             if not token:
                 break
-        return [m for t in reversed(tasks) for m in t.history]
+        return [m for t in reversed(tasks) for m in [*t.history, *self._answer(t)]]
+
+    @staticmethod
+    def _answer(task: Task) -> list[Message]:
+        """A finished task's text output as the agent's turn of the conversation (history holds only messages)."""
+        text = "".join(p.text or "" for a in task.artifacts for p in a.parts if p.kind == "text")
+        if not text.strip() or not task.status.state.terminal:
+            return []
+        return [Message(role=Role.AGENT, parts=[Part.of_text(text)], task_id=task.id, context_id=task.context_id)]
 
     def _skill(self, name: object) -> Skill:
         if name is not None and not isinstance(name, str):

@@ -231,6 +231,11 @@ async def test_a_skill_gets_the_history_of_its_context() -> None:
     assert done.context_id == first.context_id
     # the history is what came before the current message: the first task's user turn
     assert done.artifacts[0].parts[0].text == "my name is Ada"
+    # and a finished task's text output counts as the agent's turn
+    third = request("remembers", "again?")
+    third.context_id = first.context_id
+    done = await engine.wait((await engine.submit(third, "0.3")).id, 5)
+    assert done.artifacts[0].parts[0].text == "my name is Ada | what is my name? | my name is Ada"
 
 
 async def test_shutdown_marks_unfinished_tasks_failed_with_the_reason(engine: Engine) -> None:

@@ -55,6 +55,16 @@ def chat_from(message: Message, metadata: Mapping[str, Any]) -> list[Turn]:
     return turns
 
 
+def with_history(turns: list[Turn], history: Sequence[Message], limit: int = 20) -> list[Turn]:
+    """The earlier turns of the conversation (the context's messages, oldest first) before ``turns``, unless the
+    request brought its own chat; at most the last ``limit`` turns, so a long conversation cannot crowd out the
+    question."""
+    if len(turns) != 1:  # an explicit 'messages' chat says what the model should see
+        return turns
+    earlier = [Turn("user" if m.role.value == "user" else "assistant", m.text) for m in history if m.text.strip()]
+    return [*earlier[-limit:], *turns]
+
+
 def prompt_ids(turns: Sequence[Turn], tokenize: Tokenize, *, chat_format: str, system_prompt: str | None) -> list[int]:
     """The prompt as token ids, ending where the assistant's answer starts. ``tokenize`` must not add a BOS."""
     if system_prompt and not any(t.role == "system" for t in turns):

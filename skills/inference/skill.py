@@ -33,7 +33,7 @@ from a2a_server.skill import (
     Token,
 )
 from skills.inference.backend import LLM
-from skills.inference.chat import chat_from, prompt_ids
+from skills.inference.chat import chat_from, prompt_ids, with_history
 from skills.inference.generate import Failed, Finished, Generation
 from skills.inference.models import ModelSpec, Registry
 from skills.inference.params import describe, parse_params
@@ -182,7 +182,7 @@ class InferenceSkill(BaseSkill):
         self._models.clear()
 
     async def run(self, ctx: SkillContext) -> AsyncIterator[SkillEvent]:
-        turns = chat_from(ctx.message, ctx.metadata)
+        turns = with_history(chat_from(ctx.message, ctx.metadata), ctx.history)
         spec = self._spec(ctx.metadata)
         params = parse_params(ctx.metadata, context_length=spec.context_length)
         model = self._model(spec)
