@@ -37,25 +37,22 @@ class Subscription:
         self._wakeup.set()
         return True
 
-    async def next(self) -> LoggedEvent | None:
-        """The next event, or None once dropped or closed."""
+    async def _ready(self) -> bool:
+        """Wait until something is buffered; False once dropped or closed."""
         while not self._buffer:
             if self.dropped or self.closed:
-                return None
+                return False
             self._wakeup.clear()
             await self._wakeup.wait()
-        if self.dropped:
-            return None
-        return self._buffer.popleft()
+        return not self.dropped
+
+    async def next(self) -> LoggedEvent | None:
+        """The next event, or None once dropped or closed."""
+        return self._buffer.popleft() if await self._ready() else None
 
     async def next_batch(self) -> list[LoggedEvent] | None:
         """Every event buffered so far (waiting for one if there is none), or None once dropped or closed."""
-        while not self._buffer:
-            if self.dropped or self.closed:
-                return None
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        if self.dropped:
+        if not await self._ready():
             return None
         batch = list(self._buffer)
         self._buffer.clear()
