@@ -67,6 +67,8 @@ class SkillContext:
     task_id: str
     context_id: str
     message: Message
+    # the conversation before ``message``, oldest first: the context's earlier tasks (their messages and
+    # finished text answers) and this task's earlier turns; never ``message`` itself
     history: list[Message]
     # params metadata overlaid with message metadata (message wins)
     metadata: dict[str, Any]

@@ -109,7 +109,8 @@ def make_ctx(
     text: str = "hello world", metadata: dict[str, Any] | None = None, parts: list[Part] | None = None
 ) -> SkillContext:
     message = Message(role=Role.USER, parts=parts if parts is not None else [Part.of_text(text)])
-    return SkillContext(task_id="t1", context_id="c1", message=message, history=[message], metadata=metadata or {})
+    # a new task: nothing came before its message (history excludes the message itself)
+    return SkillContext(task_id="t1", context_id="c1", message=message, history=[], metadata=metadata or {})
 
 
 @pytest.fixture
