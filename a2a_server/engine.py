@@ -235,20 +235,19 @@ class Engine:
                     if isinstance(ev, Reply) and not continuing:
                         await self._reply(run, ev)
                         return
-                    first = TaskState.WORKING if continuing else TaskState.SUBMITTED
-                    await self._status(run, _status(first))
+                    await self._open(run, continuing)
                 if isinstance(ev, Status):
                     if ev.state.settled or run.ctx.cancelled.is_set():
                         final = ev
                         break
-                    await self._status(run, _status(ev.state, self._agent(run, ev.text)), ev.metadata)
+                    await self._status(run, _status(ev.state, self._said(run, ev.text)), ev.metadata)
                 elif isinstance(ev, Token):
                     await self._token(run, ev)
                 elif isinstance(ev, ArtifactOut):
                     await self._artifact(run, ev.artifact, ev.append, ev.last_chunk)
                 else:
                     final = Status(TaskState.COMPLETED)
-                    run.task.history.append(self._reply_message(run, ev))
+                    run.task.history.append(self._agent(run, ev.parts))
                     break
         except asyncio.CancelledError:
             final = Status(TaskState.CANCELED, metadata=final.metadata)
@@ -258,18 +257,21 @@ class Engine:
         finally:
             await _aclose(events)
         if not started:
-            first = TaskState.WORKING if continuing else TaskState.SUBMITTED
-            await self._status(run, _status(first))
+            await self._open(run, continuing)
         if run.abort is not None:
             final = Status(run.abort.state, run.abort.text, final.metadata)
         elif run.ctx.cancelled.is_set():
             final = Status(TaskState.CANCELED, final.text, final.metadata)
         await self._finish(run, final)
 
+    async def _open(self, run: _Run, continuing: bool) -> None:
+        """The run's first event, published when the skill's first one arrives (unless that is a direct reply)."""
+        await self._status(run, _status(TaskState.WORKING if continuing else TaskState.SUBMITTED))
+
     async def _finish(self, run: _Run, final: Status) -> None:
         if run.stream_artifact is not None and not run.stream_closed:
             await self._token(run, Token("", last=True))
-        message = self._agent(run, final.text)
+        message = self._said(run, final.text)
         if message is not None:
             run.task.history.append(message)
         if final.metadata:
@@ -277,20 +279,19 @@ class Engine:
         await self._status(run, _status(final.state, message), final.metadata)
 
     async def _reply(self, run: _Run, ev: Reply) -> None:
-        message = self._reply_message(run, ev)
+        message = self._agent(run, ev.parts)
         task = run.task
         task.reply = message
         task.history.append(message)
         task.status = _status(TaskState.COMPLETED, message)
         await self._publish(run, MessageEvent(task_id=task.id, context_id=task.context_id, message=message))
 
-    def _reply_message(self, run: _Run, ev: Reply) -> Message:
-        return Message(role=Role.AGENT, parts=ev.parts, task_id=run.task.id, context_id=run.task.context_id)
+    def _agent(self, run: _Run, parts: list[Part]) -> Message:
+        return Message(role=Role.AGENT, parts=parts, task_id=run.task.id, context_id=run.task.context_id)
 
-    def _agent(self, run: _Run, text: str | None) -> Message | None:
-        if text is None:
-            return None
-        return Message(role=Role.AGENT, parts=[Part.of_text(text)], task_id=run.task.id, context_id=run.task.context_id)
+    def _said(self, run: _Run, text: str | None) -> Message | None:
+        """The agent message of a status that has text."""
+        return None if text is None else self._agent(run, [Part.of_text(text)])
 
     async def _status(self, run: _Run, status: TaskStatus, metadata: dict[str, Any] | None = None) -> None:
         task = run.task
@@ -530,7 +531,7 @@ class Engine:
             self._runs[task.id] = run
             if skill is not None and getattr(skill, "rerunnable", False):
                 log.info("task %s [%s] re-run after server restart", task.id, task.skill)
-                await self._status(run, _status(TaskState.WORKING, self._agent(run, "restarted")))
+                await self._status(run, _status(TaskState.WORKING, self._said(run, "restarted")))
                 run.job = asyncio.create_task(self._drive(run, skill.run(run.ctx), continuing=True))
             else:
                 await self._finish(run, Status(TaskState.FAILED, "interrupted by server restart"))

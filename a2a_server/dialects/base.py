@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from a2a_server.errors import REASONS, InvalidParams
-from a2a_server.model import LoggedEvent, Message, Part, Task, TaskEvent
+from a2a_server.model import Artifact, LoggedEvent, Message, Part, Task, TaskEvent
 
 JSON = dict[str, Any]
 M = TypeVar("M", bound=BaseModel)
@@ -80,6 +81,20 @@ def part_to_0x(p: Part, discriminator: str) -> JSON:
     if p.metadata:
         out["metadata"] = p.metadata
     return out
+
+
+def artifact_json(a: Artifact, part_out: Callable[[Part], JSON]) -> JSON:
+    """An artifact in 0.3 or 1.0 shape (the same keys; only the parts differ)."""
+    return drop_none(
+        {
+            "artifactId": a.artifact_id,
+            "name": a.name,
+            "description": a.description,
+            "parts": [part_out(p) for p in a.parts],
+            "metadata": a.metadata,
+            "extensions": a.extensions,
+        }
+    )
 
 
 def validate(model: type[M], params: Any) -> M:

@@ -13,6 +13,7 @@ from a2a_server.dialects.base import (
     TaskQuery,
     Wire,
     WireFile,
+    artifact_json,
     drop_none,
     part_from_0x,
     part_to_0x,
@@ -105,16 +106,7 @@ def part_out(p: Part) -> JSON:
 
 
 def artifact_out(a: Artifact) -> JSON:
-    return drop_none(
-        {
-            "artifactId": a.artifact_id,
-            "name": a.name,
-            "description": a.description,
-            "parts": [part_out(p) for p in a.parts],
-            "metadata": a.metadata,
-            "extensions": a.extensions,
-        }
-    )
+    return artifact_json(a, part_out)
 
 
 class V03(Dialect):

@@ -16,6 +16,7 @@ from a2a_server.dialects.base import (
     SendRequest,
     TaskQuery,
     Wire,
+    artifact_json,
     drop_none,
     error_info,
     truncate_history,
@@ -140,16 +141,7 @@ def part_out(p: Part) -> JSON:
 
 
 def artifact_out(a: Artifact) -> JSON:
-    return drop_none(
-        {
-            "artifactId": a.artifact_id,
-            "name": a.name,
-            "description": a.description,
-            "parts": [part_out(p) for p in a.parts],
-            "metadata": a.metadata,
-            "extensions": a.extensions,
-        }
-    )
+    return artifact_json(a, part_out)
 
 
 class V10(Dialect):
