@@ -1,8 +1,9 @@
 """``a2a-server``: parses flags into Settings and calls; nothing else lives here.
 
-Subcommands: ``serve``, ``card``, the A2A client ``send`` and ``task get|cancel|watch`` (in
-``a2a_server.client.commands``), plus any command a plugin registers in the entry-point group
-``a2a_server.commands`` (the inference skill adds ``models``).
+Subcommands: ``serve``, ``card``, and every command registered in the entry-point group
+``a2a_server.commands``: the A2A client's ``send``, ``task`` and ``events`` (package ``a2a_client``,
+which shares no code with the server) and the inference skill's ``models``. A plugin is imported
+only to run it, or to describe it in ``a2a-server --help``; ``serve`` imports none of them.
 """
 
 from __future__ import annotations
@@ -12,18 +13,18 @@ import json
 import logging
 import logging.handlers
 import queue
+import re
 import socket
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
-from a2a_server.client import commands as client
 from a2a_server.config import Settings
 
 COMMAND_GROUP = "a2a_server.commands"
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="a2a-server", description="An A2A agent task server.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (("serve", "run the server"), ("card", "print the agent card")):
@@ -44,74 +45,36 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
-    _client_parsers(sub)
-    for ep in entry_points(group=COMMAND_GROUP):
-        sub.add_parser(ep.name, help=f"(plugin) {ep.value}", add_help=False)
+    for ep in sorted(_plugins().values(), key=lambda ep: ep.name):
+        # describing a plugin imports it: only for the top-level help, never for serve
+        sub.add_parser(ep.name, help=_describe(ep) if describe_plugins else ep.value, add_help=False)
     return parser
 
 
-def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def common(p: argparse.ArgumentParser, url_help: str) -> None:
-        p.add_argument("url", help=url_help)
-        p.add_argument("--dialect", choices=("0.1", "0.3", "1.0"), default="1.0", help="wire generation (default 1.0)")
-        p.add_argument("--timeout", type=float, default=client.DEFAULT_TIMEOUT, help="read timeout, seconds")
-        p.add_argument("--plain", action="store_true", help="plain text even on a terminal (no live view)")
+def _plugins() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
-    def meta(text: str) -> tuple[str, object]:
-        try:
-            return client.meta_item(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
 
-    formatter = argparse.RawDescriptionHelpFormatter
-    base_help = "server base URL (the card at URL/.well-known/agent-card.json names the endpoint; else URL/a2a)"
-    send = sub.add_parser(
-        "send", help="send a message to any A2A agent", epilog=client.EXIT_CODES_HELP, formatter_class=formatter
-    )
-    common(send, base_help)
-    send.add_argument("text", help="the message text")
-    send.add_argument("--skill", help="skill to run (sent as metadata.skill)")
-    send.add_argument("--stream", action="store_true", help="stream the answer as it is generated")
-    send.add_argument(
-        "--meta",
-        type=meta,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="metadata entry, repeatable; the value is JSON when it parses (delay_ms=100), else text",
-    )
-    send.add_argument("--message-id", help="messageId of the message (0.3, 1.0; default: random)")
-    send.add_argument("--retries", type=int, default=client.DEFAULT_RETRIES, help="resume attempts of a dropped stream")
-    task = sub.add_parser(
-        "task",
-        help="get, cancel or watch a task of any A2A agent",
-        epilog=client.EXIT_CODES_HELP,
-        formatter_class=formatter,
-    )
-    actions = task.add_subparsers(dest="action", required=True)
-    for action, help_text in (
-        ("get", "print the task"),
-        ("cancel", "cancel the task"),
-        ("watch", "follow the task's events; resumes a dropped stream with Last-Event-ID"),
-    ):
-        p = actions.add_parser(action, help=help_text, epilog=client.EXIT_CODES_HELP, formatter_class=formatter)
-        common(p, base_help)
-        p.add_argument("id", help="task id")
-        if action == "watch":
-            p.add_argument("--retries", type=int, default=client.DEFAULT_RETRIES, help="resume attempts")
-        else:
-            p.add_argument("--json", dest="as_json", action="store_true", help="print the result as the server sent it")
+def _describe(ep: EntryPoint) -> str:
+    """A plugin's one-line help: its function's docstring, else its module's, without a leading ``name``:."""
+    try:
+        command = ep.load()
+    except Exception as exc:  # a broken plugin must not break --help
+        return f"(plugin {ep.value}, cannot be loaded: {exc})"
+    module = sys.modules.get(getattr(command, "__module__", ""))
+    doc = (getattr(command, "__doc__", None) or getattr(module, "__doc__", None) or "").strip()
+    first = re.sub(r"^``[^`]*``:\s*", "", doc.splitlines()[0]) if doc else ""
+    return first.rstrip(".") or f"(plugin) {ep.value}"
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    plugins = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+    plugins = _plugins()
     if argv and argv[0] in plugins:
         result: int = plugins[argv[0]].load()(argv[1:])
         return result
-    args = _parser().parse_args(argv)
-    if args.command in ("send", "task"):
-        return _client(args)
+    # no subcommand named: this is `a2a-server --help` (or a usage error), the one place plugins are described
+    args = _parser(describe_plugins=all(a.startswith("-") for a in argv)).parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "card_version")}
     for listed in ("skills", "cors_origins"):
         if overrides.get(listed):
@@ -124,25 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "card":
         return _card(settings, args.card_version)
     return _serve(settings)
-
-
-def _client(args: argparse.Namespace) -> int:
-    shared = {"dialect": args.dialect, "timeout": args.timeout, "plain": args.plain}
-    if args.command == "send":
-        return client.send(
-            args.url,
-            args.text,
-            skill=args.skill,
-            stream=args.stream,
-            meta=args.meta,
-            message_id=args.message_id,
-            retries=args.retries,
-            **shared,
-        )
-    if args.action == "watch":
-        return client.watch(args.url, args.id, retries=args.retries, **shared)
-    run = client.get if args.action == "get" else client.cancel
-    return run(args.url, args.id, as_json=args.as_json, **shared)
 
 
 def _card(settings: Settings, version: str | None) -> int:

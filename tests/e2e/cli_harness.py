@@ -1,14 +1,18 @@
-"""Running the ``a2a-server`` console script as a user would, for tests/e2e/test_cli_client.py.
+"""Running the ``a2a-server`` console script as a user would, for tests/e2e/test_cli_client.py and tests/a2a_client.
 
 ``run_cli`` runs a command to its end; ``Running`` keeps one going and stamps each piece of its
-stdout with the time it arrived; ``DroppingProxy`` relays TCP to a server and cuts the first event
-stream, to prove that the client resumes. Every wait is bounded.
+stdout with the time it arrived; ``on_terminal`` runs one on a pseudo-terminal; ``DroppingProxy``
+relays TCP to a server and cuts the first event stream, to prove that the client resumes. Every
+wait is bounded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pty
+import select
+import signal
 import socket
 import subprocess
 import sys
@@ -62,6 +66,10 @@ class Running:
         self.proc.kill()
         raise AssertionError(f"{text!r} not on stdout within {timeout} s; got {self.out!r}")
 
+    def interrupt(self) -> None:
+        """Ctrl-C, as a terminal sends it."""
+        self.proc.send_signal(signal.SIGINT)
+
     def task_id(self) -> str:
         self.wait_for("\n")
         first = self.out.splitlines()[0]
@@ -80,6 +88,37 @@ class Running:
         for pipe in (self.proc.stdout, self.proc.stderr):
             pipe.close()
         return code, self.out, stderr
+
+
+def on_terminal(*args: str, interrupt_after: bytes | None = None, timeout: float = TIMEOUT) -> tuple[int, bytes]:
+    """Run a command with a pseudo-terminal as stdin, stdout and stderr: its exit code and all it wrote.
+
+    With ``interrupt_after`` the command gets a SIGINT once those bytes have appeared (a command that
+    runs until Ctrl-C).
+    """
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([*CLI, *args], stdin=secondary, stdout=secondary, stderr=secondary, cwd=ROOT)
+    os.close(secondary)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([primary], [], [], left)[0]:
+                break
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if interrupt_after is not None and interrupt_after in out:
+                interrupt_after = None
+                proc.send_signal(signal.SIGINT)
+        return proc.wait(timeout=TIMEOUT), out
+    finally:
+        proc.kill()  # a no-op once it exited
+        os.close(primary)
 
 
 class DroppingProxy:

@@ -1,17 +1,15 @@
 """The ``a2a-server send`` / ``a2a-server task`` client, run as the real console script against a real server.
 
 Every command runs in a subprocess with stdout on a pipe (the plain view), as a user's script would.
-The tests run once per wire generation. A small TCP proxy that cuts the first event stream proves
-that ``send --stream`` and ``task watch`` resume with ``Last-Event-ID`` and lose or repeat nothing.
-Every wait is bounded: a hung client must fail a test, not CI.
+The client tests run once per wire generation. A small TCP proxy that cuts the first event stream
+proves that ``send --stream`` and ``task watch`` resume with ``Last-Event-ID`` and lose or repeat
+nothing. Every wait is bounded: a hung client must fail a test, not CI.
+``a2a-server events`` has its own tests in tests/a2a_client/test_events.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import pty
-import select
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, free_port
-from tests.e2e.cli_harness import CLI, TIMEOUT, DroppingProxy, Running, run_cli
+from tests.e2e.cli_harness import TIMEOUT, DroppingProxy, Running, on_terminal, run_cli
 
 if TYPE_CHECKING:
     from tests.conftest import ServerProcess
@@ -214,6 +212,41 @@ def test_usage_errors_exit_2(args: tuple[str, ...]) -> None:
     assert run_cli(*args).returncode == 2
 
 
+URL_FORMS = ["{url}", "{url}/", "{url}/a2a", "{url}/a2a/", "127.0.0.1:{port}"]
+
+
+@pytest.mark.parametrize("form", URL_FORMS)
+def test_send_and_task_take_the_base_the_endpoint_or_no_scheme(server: ServerProcess, form: str) -> None:
+    url = form.format(url=server.url, port=server.port)
+    sent = run_cli("send", url, "any form", "--skill", "echo")
+    assert sent.returncode == 0, sent.stderr
+    task_id = sent.stdout.splitlines()[0].removeprefix("task: ")
+    for action in ("get", "watch"):
+        r = run_cli("task", action, url, task_id)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.splitlines() == [f"task: {task_id}", "any form", "state: completed"]
+
+
+def test_a_url_that_is_no_server_url_is_a_usage_error() -> None:
+    r = run_cli("send", "ftp://127.0.0.1:1", "hi")
+    assert r.returncode == 2
+    assert r.stderr == "a2a-server: error: 'ftp://127.0.0.1:1': only http and https URLs are supported\n"
+
+
+def test_help_describes_every_command_in_words() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0, r.stderr
+    listed = {}
+    for line in r.stdout.splitlines():
+        words = line.split(maxsplit=1)
+        if line.startswith("    ") and len(words) == 2:
+            listed[words[0]] = words[1]
+    assert set(listed) >= {"serve", "card", "send", "task", "events", "models"}, r.stdout
+    for name, text in listed.items():
+        assert ":" not in text and "(plugin" not in text, (name, text)  # words, not an entry point
+    assert listed["events"].startswith("follow the events of every task live")
+
+
 def test_help_documents_the_exit_codes() -> None:
     for args in (("send", "--help"), ("task", "watch", "--help")):
         out = run_cli(*args).stdout
@@ -222,24 +255,9 @@ def test_help_documents_the_exit_codes() -> None:
 
 
 def test_a_terminal_gets_the_live_view(server: ServerProcess) -> None:
-    primary, secondary = pty.openpty()
     args = ("send", server.url, "live on a terminal", "--skill", "echo", "--stream", "--meta", "delay_ms=50")
-    proc = subprocess.Popen([*CLI, *args], stdin=secondary, stdout=secondary, stderr=secondary, cwd=ROOT)
-    os.close(secondary)
-    out = b""
-    deadline = time.monotonic() + TIMEOUT
-    while (left := deadline - time.monotonic()) > 0:
-        if not select.select([primary], [], [], left)[0]:
-            break
-        try:
-            chunk = os.read(primary, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(primary)
-    assert proc.wait(timeout=TIMEOUT) == 0, out
+    code, out = on_terminal(*args)
+    assert code == 0, out
     assert b"\x1b[" in out  # redrawn with terminal escapes, not plain lines
     assert b"live on a terminal" in out and b"completed" in out
 
@@ -284,3 +302,4 @@ def test_the_client_works_against_the_official_sdk_server(sdk_agent: str, dialec
     assert run_cli("task", "cancel", sdk_agent, task_id, "--dialect", dialect).returncode == 0
     code, out, _ = sender.finish()
     assert (code, out.splitlines()[-1]) == (4, "state: canceled")
+

@@ -17,7 +17,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from a2a_server.client.wire import JSON, Update
+from a2a_client.wire import JSON, Update
 
 _STYLE = {"completed": "green", "failed": "red", "rejected": "red", "canceled": "yellow"}
 

@@ -1,19 +1,24 @@
-"""The client subcommands, ``send`` and ``task get|cancel|watch``: each returns the process exit code.
+"""The client subcommands, ``send``, ``task get|cancel|watch`` and ``events``: each returns the exit code.
 
-They work against any A2A server that speaks JSON-RPC in one of the three generations; nothing
-here knows about this server's skills beyond passing ``--skill`` as ``metadata.skill``.
+``send`` and ``task`` work against any A2A server that speaks JSON-RPC in one of the three
+generations; nothing here knows about this server's skills beyond passing ``--skill`` as
+``metadata.skill``. ``events`` follows this server's firehose (``GET /a2a/events``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from a2a_server.client.session import ClientError, Session
-from a2a_server.client.view import Transcript, View, open_view
-from a2a_server.client.wire import DIALECTS, JSON, V01, Update, parse_result
+from a2a_client.firehose import Firehose
+from a2a_client.session import ClientError, Session
+from a2a_client.target import Target
+from a2a_client.ticker import open_ticker
+from a2a_client.view import Transcript, View, open_view
+from a2a_client.wire import DIALECTS, JSON, V01, Update, parse_result
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -42,6 +47,12 @@ exit codes (send, task get, task watch):
   {EXIT_REJECTED}  the task was rejected
   {EXIT_NEEDS_INPUT}  the task waits for the caller (input-required, auth-required)
 task cancel exits {EXIT_OK} once the server accepted the cancel, {EXIT_ERROR} when it refused (not cancelable)."""
+
+EVENTS_EXIT_CODES_HELP = f"""\
+exit codes:
+  {EXIT_OK}  stopped with Ctrl-C (or the reader of its output went away)
+  {EXIT_ERROR}  cannot connect, an HTTP error (a bad --state: the server's message), or the stream could not be resumed
+  {EXIT_USAGE}  usage error"""
 
 DEFAULT_TIMEOUT = 120.0
 DEFAULT_RETRIES = 5
@@ -168,9 +179,14 @@ def _guarded(
     transcript: Transcript | None = None,
 ) -> int:
     """Run one command; a :class:`ClientError` or Ctrl-C becomes one line on stderr and an exit code."""
+    try:
+        target = Target.parse(url)
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
     view = open_view(plain)
     try:
-        with Session(url, DIALECTS[dialect], timeout=timeout, retries=retries) as session:
+        with Session(target, DIALECTS[dialect], timeout=timeout, retries=retries) as session:
             return run(session, view)
     except ClientError as exc:
         view.close()
@@ -186,6 +202,48 @@ def _guarded(
         return EXIT_INTERRUPTED
     finally:
         view.close()
+
+
+def events(
+    url: str,
+    *,
+    context: str | None = None,
+    skill: str | None = None,
+    state: str | None = None,
+    plain: bool = False,
+    as_json: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
+    retries: int = DEFAULT_RETRIES,
+) -> int:
+    """Follow the firehose until Ctrl-C; one line per event (see ``ticker``)."""
+    try:
+        target = Target.parse(url)
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+
+    def on_retry(reason: str, attempt: int, delay: float) -> None:
+        _say(f"{reason}; reconnecting in {delay:g} s ({attempt}/{retries})")
+
+    ticker = open_ticker(plain, raw=as_json)
+    hose = Firehose(
+        target, context=context, skill=skill, state=state, timeout=timeout, retries=retries, on_retry=on_retry
+    )
+    try:
+        with hose:
+            for event in hose.events():
+                ticker.show(event)
+    except ClientError as exc:
+        _say(f"error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_OK  # the only way a firehose ends: the user has seen enough
+    except BrokenPipeError:
+        # ``| head``: the reader is gone. Point stdout at /dev/null so the interpreter's last flush
+        # cannot fail again at exit (the recipe of the signal module's documentation).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    return EXIT_OK  # events() only returns by raising; kept for the type checker
 
 
 def _say(line: str) -> None:

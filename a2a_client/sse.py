@@ -25,6 +25,7 @@ class SSEReader:
     def __init__(self, last_event_id: str | None = None) -> None:
         self.last_event_id = last_event_id
         self.retry_ms: int | None = None
+        self.lines_read = 0  # keepalive comments included: a quiet stream that is alive still makes progress
 
     def events(self, response: httpx.Response) -> Iterator[ServerEvent]:
         """Yield each complete event of ``response``; an unfinished frame at the end is dropped."""
@@ -33,6 +34,7 @@ class SSEReader:
         pending_id = self.last_event_id
         # httpx splits on \r\n, \r and \n, as the SSE grammar asks
         for line in response.iter_lines():
+            self.lines_read += 1
             if not line:
                 self.last_event_id = pending_id
                 if data:

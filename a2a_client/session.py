@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
-from a2a_server.client.sse import SSEReader
-from a2a_server.client.wire import JSON, Dialect, Update, parse_result
+from a2a_client.sse import SSEReader
+from a2a_client.target import Target
+from a2a_client.wire import JSON, Dialect, Update, parse_result
 
-CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 UNSUPPORTED_OPERATION = -32004
 
 
@@ -41,8 +41,8 @@ class RpcError(ClientError):
 
 
 class Session:
-    def __init__(self, base_url: str, dialect: Dialect, *, timeout: float = 120.0, retries: int = 5) -> None:
-        self.base_url = base_url.rstrip("/")
+    def __init__(self, target: Target, dialect: Dialect, *, timeout: float = 120.0, retries: int = 5) -> None:
+        self.target = target
         self.dialect = dialect
         self.retries = retries
         self._ids = itertools.count(1)
@@ -60,15 +60,15 @@ class Session:
     def endpoint(self) -> str:
         """The card's JSON-RPC URL for our dialect; ``URL/a2a`` when there is no usable card."""
         if self._endpoint is None:
-            self._endpoint = self._discover() or self.base_url + "/a2a"
+            self._endpoint = self._discover() or self.target.endpoint
         return self._endpoint
 
     def _discover(self) -> str | None:
-        for path in CARD_PATHS:
+        for url in self.target.card_urls:
             try:
-                response = self._http.get(self.base_url + path)
+                response = self._http.get(url)
             except httpx.HTTPError as exc:
-                raise ClientError(f"cannot reach {self.base_url}: {_reason(exc)}") from None
+                raise ClientError(f"cannot reach {self.target.base}: {explain(exc)}") from None
             if response.status_code == 200:
                 try:
                     card = response.json()
@@ -87,7 +87,7 @@ class Session:
         try:
             response = self._http.post(self.endpoint, json=self._request(operation, params))
         except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
+            raise ClientError(f"cannot reach {self.endpoint}: {explain(exc)}") from None
         return _result(response, self.endpoint)
 
     def follow(self, operation: str, params: JSON, task_id: str | None = None) -> Iterator[Update]:
@@ -110,8 +110,8 @@ class Session:
                 return
             except httpx.HTTPError as exc:
                 if failures == 0 and seen is None and isinstance(exc, httpx.ConnectError):
-                    raise ClientError(f"cannot reach {self.endpoint}: {_reason(exc)}") from None
-                reason = f"connection lost ({_reason(exc)})"
+                    raise ClientError(f"cannot reach {self.endpoint}: {explain(exc)}") from None
+                reason = f"connection lost ({explain(exc)})"
             if reader.last_event_id != seen:
                 failures = 0  # it made progress: the budget is per silent stretch, not per task
             failures += 1
@@ -171,5 +171,5 @@ def _parse(result: Any) -> Update:
         raise ClientError(f"unexpected result: {exc}") from None
 
 
-def _reason(exc: httpx.HTTPError) -> str:
+def explain(exc: httpx.HTTPError) -> str:
     return str(exc) or type(exc).__name__
