@@ -9,19 +9,31 @@ only to run it, or to describe it in ``a2a-server --help``; ``serve`` imports no
 from __future__ import annotations
 
 import argparse
+import asyncio
+import errno
 import json
 import logging
 import logging.handlers
 import queue
 import re
+import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from a2a_server.config import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+
 COMMAND_GROUP = "a2a_server.commands"
+ROLES = ("all", "api", "worker")
+log = logging.getLogger("a2a_server")
 
 
 def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
@@ -35,6 +47,12 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
         if name == "serve":
             p.add_argument("--host", help="bind address (A2A_HOST, default 127.0.0.1)")
             p.add_argument("--port", type=int, help="port (A2A_PORT, default 8000)")
+            p.add_argument(
+                "--role",
+                choices=ROLES,
+                help="all: answer requests and run tasks (the default); api: answer requests only; "
+                "worker: run tasks only (A2A_ROLE)",
+            )
             p.add_argument("--keepalive-seconds", type=float, help="SSE keepalive comment interval (default 15)")
             p.add_argument("--max-body-bytes", type=int, help="largest accepted request body (default 1 MiB)")
             p.add_argument("--blocking-timeout", type=float, help="longest wait of a blocking send (default 60 s)")
@@ -79,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     for listed in ("skills", "cors_origins"):
         if overrides.get(listed):
             overrides[listed] = [s.strip() for s in overrides[listed].split(",") if s.strip()]
+    if overrides.get("role") is not None and "role" not in {f.name for f in fields(Settings)}:
+        # a core without roles runs them all in one process: "all" is what it does anyway
+        if overrides["role"] != "all":
+            print(f"a2a-server: --role {overrides['role']}: this build runs every role in one process", file=sys.stderr)
+            return 2
+        del overrides["role"]
     try:
         settings = Settings.from_env(**overrides)
     except ValueError as exc:
@@ -86,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "card":
         return _card(settings, args.card_version)
-    return _serve(settings)
+    try:
+        return _serve(settings)
+    except KeyboardInterrupt:  # Ctrl-C before uvicorn took over the signal (during start-up): not an error
+        return 0
 
 
 def _card(settings: Settings, version: str | None) -> int:
@@ -102,36 +129,148 @@ def _card(settings: Settings, version: str | None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from a2a_server.app import create_app, drain
+    from a2a_server import app as composition
     from a2a_server.skill import UnknownSkill
 
+    try:
+        # first of all, so that a taken port is the first and the last thing the user reads
+        sockets = _listen(settings.host, settings.port)
+    except OSError as exc:
+        print(f"a2a-server: cannot listen on {settings.host}:{settings.port}: {_bind_error(exc)}", file=sys.stderr)
+        return 1
     listener = _log_in_background(settings.log_level)
     try:
-        app = create_app(settings)
-    except (UnknownSkill, ValueError, TypeError) as exc:
-        print(f"a2a-server: {exc}", file=sys.stderr)
-        return 2
-
-    class Server(uvicorn.Server):
-        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-            # Drain the tasks while their streams are still open, so every subscriber receives its
-            # final event; uvicorn's own shutdown would close the connections first.
-            await drain(app, settings.shutdown_grace)
-            await super().shutdown(sockets)
-
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=5,  # after the drain: time for the last frames to leave
-        access_log=False,
-    )
-    try:
-        Server(config).run()
+        try:
+            app = composition.create_app(settings)
+        except (UnknownSkill, ValueError, TypeError) as exc:
+            print(f"a2a-server: {exc}", file=sys.stderr)
+            return 2
+        # a core with preflight checks what would fail after start-up (the store in use by another
+        # server, ...) and says so in one message; an older core has none
+        preflight = getattr(composition, "preflight", None)
+        startup_error: Any = getattr(composition, "StartupError", RuntimeError)
+        if preflight is not None:
+            try:
+                preflight(settings)
+            except startup_error as exc:
+                print(f"a2a-server: {exc}", file=sys.stderr)
+                return 1
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            timeout_graceful_shutdown=5,  # after the drain: time for the last frames to leave
+            access_log=False,
+        )
+        _server(config, lambda grace: composition.drain(app, grace), settings.shutdown_grace).run(sockets=sockets)
     finally:
         listener.stop()
+        for sock in sockets:
+            sock.close()
     return 0
+
+
+def _server(config: uvicorn.Config, drain: Callable[[float], Awaitable[None]], grace: float) -> uvicorn.Server:
+    """uvicorn, with the engine drained on the way down and a second Ctrl-C that ends the tasks at once.
+
+    First SIGINT or SIGTERM: stop accepting, give running tasks ``grace`` seconds (``shutdown_grace``; their
+    streams stay open, so every subscriber gets the final event), then uvicorn's own shutdown. Second
+    SIGINT during that wait: end the running tasks now, as an expired grace would (failed, "interrupted
+    by server shutdown"), and finish the shutdown, which has nothing left to wait for.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        stop_signal: int | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.stop_signal = self.stop_signal or sig
+            if sig != signal.SIGINT:
+                super().handle_exit(sig, frame)  # SIGTERM: uvicorn raises it again at the end, as before
+                return
+            # Not uvicorn's handler for SIGINT: it also raises the signal again once serve() is over, and
+            # that KeyboardInterrupt would end `make serve` with a traceback and an error status.
+            if self.should_exit:
+                self.force_exit = True
+            self.should_exit = True
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # uvicorn says where it listens only for the sockets it bound itself
+                for sock in sockets or []:
+                    host, port = sock.getsockname()[:2]
+                    log.info("listening on http://%s:%d (Ctrl-C to stop)", f"[{host}]" if ":" in host else host, port)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if not self.force_exit:
+                again = "; press Ctrl-C again to stop now" if self.stop_signal == signal.SIGINT else ""
+                _say(f"stopping: waiting up to {grace:g} s for running tasks to finish{again}")
+                await self._drain()
+            await super().shutdown(sockets)
+
+        async def _drain(self) -> None:
+            draining = asyncio.ensure_future(drain(grace))
+            while not draining.done() and not self.force_exit:
+                await asyncio.wait({draining}, timeout=0.1)
+            if draining.done():
+                draining.result()
+                return
+            _say("stopping now: ending the running tasks")
+            draining.cancel()
+            await asyncio.wait({draining})
+            await drain(0)
+            # DO NOT keep force_exit: with it uvicorn skips the lifespan shutdown (skills and store
+            # left open) and leaves the open connections to be cancelled, each logging a traceback.
+            # With the tasks ended, their streams have closed and the rest of the shutdown is quick.
+            self.force_exit = False
+
+    return Server(config)
+
+
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """Bind the listening sockets the way asyncio would for uvicorn, before anything else starts.
+
+    Every address the host resolves to; SO_REUSEADDR, so a restart need not wait out TIME_WAIT;
+    IPv6 sockets IPv6-only, so ``::`` and ``0.0.0.0`` can be served side by side; an address family
+    the machine lacks (EADDRNOTAVAIL) is skipped, as asyncio does.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                sock.close()
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    continue
+                raise
+            sockets.append(sock)
+            sock.listen(2048)  # uvicorn's default backlog
+        if not sockets:
+            raise OSError(errno.EADDRNOTAVAIL, f"no usable address for {host}")
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind_error(exc: OSError) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is already in use (another server is running there?); choose another with --port"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need privileges); choose another with --port"
+    return exc.strerror or str(exc)
+
+
+def _say(line: str) -> None:
+    print(f"a2a-server: {line}", file=sys.stderr, flush=True)
 
 
 def _log_in_background(level: str) -> logging.handlers.QueueListener:

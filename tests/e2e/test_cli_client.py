@@ -1,25 +1,29 @@
-"""The ``a2a-server send`` / ``a2a-server task`` client, run as the real console script against a real server.
+"""The ``a2a-server`` console script as a user runs it: the client (``send``, ``task``) against a real
+server, then ``serve`` itself started and stopped (a taken port, Ctrl-C once and twice, ``--role``).
 
 Every command runs in a subprocess with stdout on a pipe (the plain view), as a user's script would.
 The client tests run once per wire generation. A small TCP proxy that cuts the first event stream
 proves that ``send --stream`` and ``task watch`` resume with ``Last-Event-ID`` and lose or repeat
-nothing. Every wait is bounded: a hung client must fail a test, not CI.
+nothing. Signals are real. Every wait is bounded: a hung process must fail a test, not CI.
 ``a2a-server events`` has its own tests in tests/a2a_client/test_events.py.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, start_server, stop_server
 from tests.e2e.cli_harness import TIMEOUT, DroppingProxy, Running, on_terminal, run_cli
 
 if TYPE_CHECKING:
@@ -303,3 +307,93 @@ def test_the_client_works_against_the_official_sdk_server(sdk_agent: str, dialec
     code, out, _ = sender.finish()
     assert (code, out.splitlines()[-1]) == (4, "state: canceled")
 
+
+# ---- serve: start and stop ------------------------------------------------------------------------------------
+
+
+def test_a_taken_port_is_the_only_thing_serve_prints() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        r = run_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--store", "memory", "--skills", "echo")
+    assert r.returncode != 0
+    assert r.stdout == ""
+    [line] = r.stderr.splitlines()
+    assert line.startswith(f"a2a-server: cannot listen on 127.0.0.1:{port}: the address is already in use"), line
+
+
+def _wait_for_log(server: ServerProcess, text: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while text not in server.log():
+        assert time.monotonic() < deadline, f"{text!r} not in the server log:\n{server.log()}"
+        assert server.process.poll() is None or text in server.log(), server.log()
+        time.sleep(0.05)
+
+
+def test_ctrl_c_says_what_the_shutdown_waits_for_and_exits_0(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "--role", "all", skills="echo")
+    try:
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=TIMEOUT) == 0, server.log()
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert "a2a-server: stopping: waiting up to 10 s for running tasks to finish; press Ctrl-C again to stop now" in log
+    assert "Traceback" not in log
+
+
+def test_a_second_ctrl_c_ends_the_running_tasks_at_once_and_exits_0(tmp_path: Path) -> None:
+    # a grace far longer than the wait below: only the second Ctrl-C can make the server exit in time
+    server = start_server(tmp_path, skills="echo", env={"A2A_SHUTDOWN_GRACE": "300"})
+    try:
+        sender = Running("send", server.url, WORDS, "--skill", "echo", "--stream", "--meta", "delay_ms=1000")
+        sender.wait_for("w1 ")  # the task is running
+        server.process.send_signal(signal.SIGINT)
+        _wait_for_log(server, "waiting up to 300 s for running tasks to finish; press Ctrl-C again to stop now")
+        assert server.process.poll() is None  # waiting for the task, as it said
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=TIMEOUT) == 0, server.log()
+        code, out, _ = sender.finish()
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert "a2a-server: stopping now: ending the running tasks" in log
+    assert "Traceback" not in log
+    # the task's stream stayed open to the end: the client saw how it ended
+    assert (code, out.splitlines()[-2:]) == (3, ["message: interrupted by server shutdown", "state: failed"])
+
+
+def test_role_is_one_of_all_api_worker() -> None:
+    assert "--role {all,api,worker}" in run_cli("serve", "--help").stdout
+    r = run_cli("serve", "--role", "everything")
+    assert r.returncode == 2
+    assert "invalid choice: 'everything'" in r.stderr
+
+
+# a preflight that refuses, whether or not the core has one yet (then StartupError is a plain RuntimeError)
+REFUSING_PREFLIGHT = """
+import sys
+import a2a_server.app as app
+from a2a_server.cli import main
+
+error = getattr(app, "StartupError", None)
+if error is None:
+    error = app.StartupError = type("StartupError", (RuntimeError,), {})
+
+def preflight(settings):
+    raise error(f"the store {settings.store} is in use by pid 123; use --store another file or stop that server")
+
+app.preflight = preflight
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_failed_preflight_is_one_message_and_exit_1() -> None:
+    port = str(free_port())
+    args = ["serve", "--host", "127.0.0.1", "--port", port, "--store", "memory", "--skills", "echo"]
+    r = subprocess.run(
+        [sys.executable, "-c", REFUSING_PREFLIGHT, *args], capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT
+    )
+    assert r.returncode == 1
+    assert r.stderr.splitlines() == [
+        "a2a-server: the store memory is in use by pid 123; use --store another file or stop that server"
+    ]
