@@ -24,7 +24,7 @@ from dataclasses import fields
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from a2a_server.config import Settings
 
@@ -132,9 +132,21 @@ def _serve(settings: Settings) -> int:
     from a2a_server import app as composition
     from a2a_server.skill import UnknownSkill
 
+    # a core with preflight checks, before anything binds or starts, what would fail later (a --role
+    # the store cannot serve, the store in use by another server) and says so in one message
+    declared = getattr(composition, "StartupError", None)
+    startup_errors: tuple[type[BaseException], ...] = (
+        (declared,) if isinstance(declared, type) and issubclass(declared, BaseException) else ()
+    )
+    preflight = getattr(composition, "preflight", None)
     try:
-        # first of all, so that a taken port is the first and the last thing the user reads
+        if preflight is not None:
+            preflight(settings)
+        # before anything else that may print: a taken port is then the first and last thing the user reads
         sockets = _listen(settings.host, settings.port)
+    except startup_errors as exc:
+        print(f"a2a-server: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"a2a-server: cannot listen on {settings.host}:{settings.port}: {_bind_error(exc)}", file=sys.stderr)
         return 1
@@ -142,19 +154,12 @@ def _serve(settings: Settings) -> int:
     try:
         try:
             app = composition.create_app(settings)
+        except startup_errors as exc:
+            print(f"a2a-server: {exc}", file=sys.stderr)
+            return 1
         except (UnknownSkill, ValueError, TypeError) as exc:
             print(f"a2a-server: {exc}", file=sys.stderr)
             return 2
-        # a core with preflight checks what would fail after start-up (the store in use by another
-        # server, ...) and says so in one message; an older core has none
-        preflight = getattr(composition, "preflight", None)
-        startup_error: Any = getattr(composition, "StartupError", RuntimeError)
-        if preflight is not None:
-            try:
-                preflight(settings)
-            except startup_error as exc:
-                print(f"a2a-server: {exc}", file=sys.stderr)
-                return 1
         config = uvicorn.Config(
             app,
             host=settings.host,
