@@ -6,7 +6,8 @@ cannot download browsers here, and ``scripts/install-browser`` (run by ``make te
 console that silently breaks.
 
 Every wait is bounded (Playwright's default timeout, explicit deadlines in the sampling loops): a bug
-must fail a test, never hang CI.
+must fail a test, never hang CI. The fixtures and helpers here are shared by ``test_console_*.py``
+(chat, layout, the task list, the real model); screenshots go to pytest's tmp_path, whose path is printed.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
@@ -75,16 +78,25 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-@pytest_asyncio.fixture(loop_scope="module")
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 860})
+@asynccontextmanager
+async def new_page(browser: Browser, width: int = 1280, height: int = 800) -> AsyncIterator[Page]:
+    """A page in its own browser context; an uncaught error in the page fails the test."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
     tab = await context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
     crashes: list[str] = []
     tab.on("pageerror", lambda exc: crashes.append(str(exc)))
-    yield tab
-    await context.close()
+    try:
+        yield tab
+    finally:
+        await context.close()
     assert crashes == [], f"uncaught errors in the page: {crashes}"
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    async with new_page(browser) as tab:
+        yield tab
 
 
 async def open_console(page: Page, url: str) -> None:
@@ -126,11 +138,21 @@ async def samples_until_settled(page: Page, timeout: float = 20.0) -> list[dict[
     raise AssertionError(f"the page did not settle within {timeout} s; last: {samples[-1]}")
 
 
-async def screenshot(page: Page, path: Path) -> None:
-    await page.screenshot(path=str(path), full_page=True)
+async def screenshot(page: Page, path: Path, full_page: bool = True) -> None:
+    await page.screenshot(path=str(path), full_page=full_page)
     data = path.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
     assert len(data) > 20_000, f"{path} is only {len(data)} bytes: a blank page?"
+    print(f"screenshot: {path}")
+
+
+def get_task(url: str, task_id: str) -> dict[str, Any]:
+    """GetTask in the 1.0 dialect, as any client would ask."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": "GetTask", "params": {"id": task_id}}
+    answer = httpx.post(url + "/a2a", json=body, headers={"A2A-Version": "1.0"}, timeout=10).json()
+    assert "result" in answer, answer
+    task: dict[str, Any] = answer["result"]
+    return task
 
 
 async def test_the_page_loads_the_card_and_shows_the_right_fields(server: ServerProcess, page: Page) -> None:
@@ -165,7 +187,10 @@ async def test_streamed_text_grows_then_completes(server: ServerProcess, page: P
     # the page shows the event number of the server's ``<task id>:<n>`` cursor
     assert await page.text_content("#events li:last-child .text") == f"#{last_id} completed"
     assert (await page.text_content("#task-id") or "").strip() not in ("", "—")
-    assert await page.get_attribute("#output", "aria-live") == "polite"
+    # the conversation is a live region, announced once the answer is complete (aria-busy off)
+    assert await page.get_attribute("#turns", "role") == "log"
+    assert await page.get_attribute("#turns", "aria-live") == "polite"
+    assert await page.get_attribute("#turns", "aria-busy") == "false"
     assert await page.is_enabled("#send") and not await page.is_enabled("#cancel")
     await screenshot(page, tmp_path / "console-completed.png")
 
@@ -185,7 +210,7 @@ async def test_cancel_stops_a_long_generation(server: ServerProcess, page: Page,
     assert later == stopped, "the text kept growing after the cancel"
     assert 0 < len(stopped["text"]) < len(prompt) and prompt.startswith(stopped["text"])
     assert stopped["error"] == ""
-    log = await page.eval_on_selector_all("#events li", "items => items.map(li => [li.dataset.kind, li.innerText])")
+    log = await page.eval_on_selector_all("#events li", "items => items.map(li => [li.dataset.kind, li.textContent])")
     kinds = [kind for kind, _ in log]
     assert kinds.index("cancel") < kinds.index("status", kinds.index("cancel")), log
     assert log[-1][1].endswith("canceled") or log[-2][1].endswith("canceled"), log  # the stream or CancelTask first
@@ -202,6 +227,20 @@ async def test_errors_are_shown_plainly(server: ServerProcess, page: Page) -> No
     assert error.startswith("JSON-RPC error -32602: Invalid params: delay_ms must be a number"), error
     assert await page.get_attribute("#state", "data-state") == "error"
     assert await page.is_enabled("#send")
+    # nothing reached the server: the message is given back to fix and send again
+    assert await page.input_value("#prompt") == "too slow"
+
+
+async def test_the_favicon_is_served(server: ServerProcess, page: Page) -> None:
+    icon = httpx.get(server.url + "/favicon.ico", timeout=10)
+    assert icon.status_code == 200, icon.text
+    assert icon.headers["content-type"] == "image/x-icon"
+    assert icon.content[:4] == b"\x00\x00\x01\x00"  # an ICO header
+    await open_console(page, server.url)
+    linked = await page.get_attribute("link[rel='icon']", "href")
+    assert linked is not None
+    response = await page.request.get(f"{server.url}/{linked}")
+    assert response.status == 200 and response.headers["content-type"].startswith("image/svg+xml")
 
 
 class CuttableProxy:
@@ -282,7 +321,7 @@ async def test_a_dropped_stream_resumes_from_the_last_event_id(server: ServerPro
         await page.click("#send")
         await wait_until(page, "() => document.getElementById('output').textContent.split(' ').length > 3")
         proxy.cut()
-        await page.wait_for_selector("#events li[data-kind='resume']")
+        await page.wait_for_selector("#events li[data-kind='resume']", state="attached")
         samples = await samples_until_settled(page)
 
     assert samples[-1] == {"text": prompt, "state": "completed", "error": ""}
