@@ -1,14 +1,16 @@
-"""The SQLite store: tasks and their event logs in one file, the embedded default.
+"""The SQLite store: tasks and their event logs in one file, the embedded default (``TaskStore`` + ``EventLog``).
 
-Contract, beyond ``TaskStore``:
+Contract, beyond the ports:
+- One process per file: ``open`` takes an OS lock on ``<file>.lock`` (``StoreLocked`` if another live
+  process holds it; see lock.py).
 - One thread owns the connection and runs every statement, so the event loop never blocks. Use
   the store from the event loop that opened it.
-- Writes (``save``, ``append``, ``purge_finished_before``) queue up and commit together: all that
+- Writes (``create``, ``append_many``, ``take_over``, ``purge_finished_before``) queue up and commit together: all that
   arrived in the same event-loop tick, or while the previous transaction was committing, share one
   transaction (group commit). A write returns only after its transaction committed; if it fails,
   every write of it raises and none is visible. A caller cancelled while waiting does not withdraw
   its write: it may or may not be committed.
-- ``append`` needs the task saved first (the event row carries the task's owner): TaskNotFound.
+- Live followers are fed from an in-process bus after each commit (the global order is the events' id).
 - ``open`` refuses a database written by a newer a2a-server, without modifying it.
 - ``close`` commits what was queued, then closes; later calls raise ``StoreClosed``.
 """
@@ -19,66 +21,34 @@ import asyncio
 import builtins
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+from a2a_server.backends.bus import EventBus
+from a2a_server.backends.follow import LocalFollow, follow_all
+from a2a_server.backends.lock import StoreLock
+from a2a_server.backends.memory import event_state
+from a2a_server.backends.sqlite_schema import (
+    APPEND,
+    INSERT_TASK,
+    KIND_OF,
+    KINDS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TERMINAL,
+    UNSETTLED,
+    UPDATE_TASK,
+)
 from a2a_server.errors import InvalidParams, TaskNotFound
-from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, Task, TaskEvent, TaskState
-from a2a_server.stores.base import TaskPage
+from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
+from a2a_server.ports import EventFilter, GlobalEvent, LeaseLost, TaskExists, TaskPage
 
 T = TypeVar("T")
 _Op = Callable[[sqlite3.Connection], Any]
-
-# Forward migrations: MIGRATIONS[n] takes a database from schema version n to n + 1 (PRAGMA
-# user_version), in one transaction. Append new steps; never edit a released one.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE tasks (
-            id TEXT PRIMARY KEY,
-            created INTEGER NOT NULL UNIQUE,  -- creation order: list() is newest first, like MemoryStore
-            context_id TEXT NOT NULL,
-            state TEXT NOT NULL,
-            updated TEXT NOT NULL,  -- status.timestamp, ISO 8601 UTC, so text order is time order
-            owner TEXT NOT NULL,
-            dialect TEXT NOT NULL,
-            skill TEXT NOT NULL,
-            json TEXT NOT NULL)""",
-        "CREATE INDEX tasks_by_context ON tasks (context_id, created)",
-        "CREATE INDEX tasks_by_state ON tasks (state, created)",
-        "CREATE INDEX tasks_by_updated ON tasks (updated)",
-        # A rowid table, not WITHOUT ROWID: new rows go to the end of the table and only the small
-        # (task_id, seq) index entries land all over the tree. Clustered on (task_id, seq), a commit
-        # of 100 concurrent tasks' events rewrote ~100 scattered leaf pages and cost 2-3x more.
-        """CREATE TABLE events (
-            task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            owner TEXT NOT NULL,
-            kind TEXT NOT NULL,  -- which TaskEvent: parsing the right model is 3x faster than the union
-            json TEXT NOT NULL,
-            PRIMARY KEY (task_id, seq))""",
-    ),
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-_KINDS: dict[str, type[StatusEvent] | type[ArtifactEvent] | type[MessageEvent]] = {
-    "status": StatusEvent,
-    "artifact": ArtifactEvent,
-    "message": MessageEvent,
-}
-_KIND_OF = {cls: kind for kind, cls in _KINDS.items()}
-_UNSETTLED = tuple(s.value for s in TaskState if not s.settled)
-_TERMINAL = tuple(s.value for s in TaskState if s.terminal)
-_UPSERT = """INSERT INTO tasks (id, created, context_id, state, updated, owner, dialect, skill, json)
-    VALUES (?1, (SELECT COALESCE(MAX(created), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-    ON CONFLICT (id) DO UPDATE SET context_id = excluded.context_id, state = excluded.state,
-    updated = excluded.updated, owner = excluded.owner, dialect = excluded.dialect,
-    skill = excluded.skill, json = excluded.json"""
-# the next id and the owner come from the database inside the write transaction: no cache to undo
-_APPEND = """INSERT INTO events (task_id, seq, owner, kind, json)
-    SELECT id, COALESCE((SELECT MAX(seq) FROM events WHERE task_id = ?1), 0) + 1, owner, ?2, ?3
-    FROM tasks WHERE id = ?1 RETURNING seq"""
+# what an event row leaves out: its task knows them (and nulls are not written at all)
+_IMPLIED = {"task_id", "context_id"}
 
 
 class SchemaTooNew(RuntimeError):
@@ -90,9 +60,18 @@ class StoreClosed(RuntimeError):
 
 
 class SQLiteStore:
-    def __init__(self, path: str | os.PathLike[str], *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
-        """Prefer ``await SQLiteStore.open(path)``, which connects and migrates."""
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        buffer_limit: int = 8192,
+    ) -> None:
+        """Prefer ``await SQLiteStore.open(path)``, which locks, connects and migrates."""
         self.path = Path(path)
+        self.bus: EventBus[LoggedEvent] = EventBus(buffer_limit)
+        self.global_bus: EventBus[GlobalEvent] = EventBus(buffer_limit)
+        self._lock = StoreLock(self.path)
         self.synchronous = synchronous
         self.transactions = 0  # committed write transactions: appends / transactions = group size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="a2a-sqlite")
@@ -105,12 +84,18 @@ class SQLiteStore:
 
     @classmethod
     async def open(
-        cls, path: str | os.PathLike[str], *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        buffer_limit: int = 8192,
     ) -> SQLiteStore:
-        store = cls(path, synchronous=synchronous)
+        store = cls(path, synchronous=synchronous, buffer_limit=buffer_limit)
         try:
+            store._lock.acquire()  # before anything reads or writes the file
             await asyncio.get_running_loop().run_in_executor(store._executor, store._connect)
         except BaseException:
+            store._lock.release()
             store._executor.shutdown(wait=False)
             raise
         store._loop = asyncio.get_running_loop()
@@ -206,7 +191,7 @@ class SQLiteStore:
             for op in ops:
                 try:
                     outcomes.append(op(conn))
-                except TaskNotFound as exc:  # that op wrote nothing; the rest of the batch stands
+                except (TaskNotFound, TaskExists, LeaseLost) as exc:  # that op wrote nothing; the rest stands
                     outcomes.append(exc)
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -218,21 +203,38 @@ class SQLiteStore:
 
     # ---------------------------------------------------------------- TaskStore
 
-    async def save(self, task: Task) -> None:
-        # serialised here, on the loop: what is stored is the task as it is now (a snapshot)
-        row = _task_row(task)
-        await self._write(lambda conn: conn.execute(_UPSERT, row).close())
+    async def create(self, task: Task) -> None:
+        # serialised here, on the loop: what is stored is the task as it is now
+        row = (task.id, task.context_id, task.status.state.value, task.status.timestamp, task.owner, task.dialect,
+               task.skill, task.model_dump_json(), task.epoch)  # fmt: skip
 
-    async def get(self, task_id: str) -> Task | None:
-        def op(conn: sqlite3.Connection) -> Task | None:
-            row = conn.execute("SELECT json FROM tasks WHERE id = ?", (task_id,)).fetchone()
-            return None if row is None else Task.model_validate_json(row[0])
+        def op(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(INSERT_TASK, row)
+            except sqlite3.IntegrityError:
+                raise TaskExists(task.id) from None
+
+        await self._write(op)
+
+    async def get(self, task_id: str, *, owner: str | None = None) -> Task | None:
+        found = await self.snapshot(task_id, owner=owner)
+        return None if found is None else found[0]
+
+    async def snapshot(self, task_id: str, *, owner: str | None = None) -> tuple[Task, int] | None:
+        sql, args = "SELECT json, seq FROM tasks WHERE id = ?", [task_id]
+        if owner is not None:
+            sql, args = sql + " AND owner = ?", [task_id, owner]
+
+        def op(conn: sqlite3.Connection) -> tuple[Task, int] | None:
+            row = conn.execute(sql, args).fetchone()
+            return None if row is None else (Task.model_validate_json(row[0]), int(row[1]))
 
         return await self._read(op)
 
     async def list(
         self,
         *,
+        owner: str | None = None,
         context_id: str | None = None,
         state: TaskState | None = None,
         updated_after: str | None = None,
@@ -241,7 +243,9 @@ class SQLiteStore:
     ) -> TaskPage:
         """Tasks newest (created) first; ``page_token`` is the id of the next page's first task."""
         where, args = ["1"], []
-        for column, value in (("context_id =", context_id), ("state =", state), ("updated >", updated_after)):
+        for column, value in (
+            ("owner =", owner), ("context_id =", context_id), ("state =", state), ("updated >", updated_after)
+        ):  # fmt: skip
             if value is not None:
                 where.append(f"{column} ?")
                 args.append(str(value.value if isinstance(value, TaskState) else value))
@@ -254,7 +258,8 @@ class SQLiteStore:
                 sql = f"SELECT created FROM tasks WHERE id = ? AND {cond}"
                 row = conn.execute(sql, [page_token, *args]).fetchone()
                 if row is None:
-                    raise InvalidParams(f"Invalid params: pageToken {page_token!r} is not from a previous page")
+                    raise InvalidParams(f"Invalid params: pageToken {page_token!r} is not from a previous page",
+                                        param="pageToken")  # fmt: skip
                 page_cond, page_args = f"{cond} AND created <= ?", [*args, row[0]]
             sql = f"SELECT id, json FROM tasks WHERE {page_cond} ORDER BY created DESC LIMIT ?"
             rows = conn.execute(sql, [*page_args, page_size + 1]).fetchall()
@@ -264,52 +269,63 @@ class SQLiteStore:
 
         return await self._read(op)
 
-    async def append(self, task_id: str, event: TaskEvent, *, snapshot: Task | None = None) -> LoggedEvent:
-        """Log ``event``; with ``snapshot``, save that task in the same transaction (both or neither)."""
-        kind, data = _KIND_OF[type(event)], event.model_dump_json()
-        row = None if snapshot is None else _task_row(snapshot)
-
+    async def take_over(self, task_id: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
-            if row is not None:
-                conn.execute(_UPSERT, row)
-            seq = conn.execute(_APPEND, (task_id, kind, data)).fetchone()
-            if seq is None:
+            row = conn.execute("UPDATE tasks SET epoch = epoch + 1 WHERE id = ? RETURNING epoch", (task_id,)).fetchone()
+            if row is None:
                 raise TaskNotFound(task_id)
-            return int(seq[0])
+            return int(row[0])
 
-        return LoggedEvent.model_construct(id=await self._write(op), event=event)  # both already valid
+        return await self._write(op)
+
+    # ---------------------------------------------------------------- EventLog
 
     async def append_many(
-        self, task_id: str, events: Sequence[TaskEvent], *, snapshot: Task | None = None
+        self, task_id: str, events: Sequence[TaskEvent], *, snapshot: Task | None = None, epoch: int
     ) -> builtins.list[LoggedEvent]:
-        """``append`` for several events, in order, in one transaction with ``snapshot``."""
-        rows = [(task_id, _KIND_OF[type(e)], e.model_dump_json()) for e in events]
-        task_row = None if snapshot is None else _task_row(snapshot)
+        """Log ``events`` in order, in one transaction with ``snapshot``, if ``epoch`` holds the task."""
+        rows = [(KIND_OF[type(e)], e.model_dump_json(exclude_none=True, exclude=_IMPLIED)) for e in events]
+        states = [event_state(e, None) for e in events]
+        task_row = None
+        if snapshot is not None:
+            task_row = (task_id, snapshot.status.state.value, snapshot.status.timestamp, snapshot.model_dump_json(),
+                        epoch)  # fmt: skip
 
-        def op(conn: sqlite3.Connection) -> list[int]:
+        def op(conn: sqlite3.Connection) -> tuple[list[tuple[int, int]], tuple[str, str, str, str]]:
+            head = conn.execute("SELECT epoch, state, context_id, skill, owner FROM tasks WHERE id = ?", (task_id,))
+            found = head.fetchone()
+            if found is None:
+                raise TaskNotFound(task_id)
+            if found[0] != epoch:
+                raise LeaseLost(f"task {task_id}: written with epoch {epoch}, the task is at epoch {found[0]}")
+            state = found[1]
+            ids = []
+            for (kind, data), changed in zip(rows, states, strict=True):
+                state = changed.value if changed is not None else state
+                seq, rowid = conn.execute(APPEND, (task_id, state, kind, data, epoch)).fetchone()
+                ids.append((int(seq), int(rowid)))
             if task_row is not None:
-                conn.execute(_UPSERT, task_row)
-            seqs = []
-            for row in rows:
-                seq = conn.execute(_APPEND, row).fetchone()
-                if seq is None:
-                    raise TaskNotFound(task_id)
-                seqs.append(int(seq[0]))
-            return seqs
+                conn.execute(UPDATE_TASK, task_row)
+            return ids, (found[1], found[2], found[3], found[4])
 
-        seqs = await self._write(op)
-        return [LoggedEvent.model_construct(id=n, event=e) for n, e in zip(seqs, events, strict=True)]
+        ids, (before, context_id, skill, owner) = await self._write(op)
+        logged = [LoggedEvent.model_construct(id=seq, event=e) for (seq, _), e in zip(ids, events, strict=True)]
+        state = TaskState(before)
+        out = []
+        for (_, rowid), le in zip(ids, logged, strict=True):
+            state = event_state(le.event, state)
+            out.append(GlobalEvent(rowid, task_id, context_id, skill, owner, state, le))
+        self.bus.publish_many(task_id, logged, snapshot)
+        self.global_bus.publish_many("*", out)
+        return logged
 
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
-        sql = "SELECT seq, kind, json FROM events WHERE task_id = ? AND seq > ? ORDER BY seq"
+        sql = """SELECT e.seq, e.kind, e.json, t.context_id FROM events e JOIN tasks t ON t.id = e.task_id
+            WHERE e.task_id = ? AND e.seq > ? ORDER BY e.seq"""
 
         def op(conn: sqlite3.Connection) -> builtins.list[LoggedEvent]:
             rows = conn.execute(sql, (task_id, after))
-            # model_construct: the event was just validated, the id comes from an INTEGER column
-            return [
-                LoggedEvent.model_construct(id=seq, event=_KINDS[kind].model_validate_json(js))
-                for seq, kind, js in rows
-            ]
+            return [_logged(task_id, context_id, seq, kind, js) for seq, kind, js, context_id in rows]
 
         return await self._read(op)
 
@@ -317,22 +333,54 @@ class SQLiteStore:
         sql = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE task_id = ?"
         return await self._read(lambda conn: int(conn.execute(sql, (task_id,)).fetchone()[0]))
 
+    def follow(self, task_id: str, after: int = 0, *, fresh: bool = False) -> LocalFollow:
+        return LocalFollow(self, self.bus, task_id, after, fresh)
+
+    def follow_all(self, where: EventFilter, after: int = 0) -> AsyncGenerator[builtins.list[GlobalEvent], None]:
+        return follow_all(self, self.global_bus, where, after)
+
+    async def read_global(self, where: EventFilter, after: int, limit: int) -> builtins.list[GlobalEvent]:
+        cond: list[str] = ["e.id > ?"]
+        args: list[object] = [after]
+        for column, value in (("t.context_id", where.context_id), ("t.skill", where.skill), ("t.owner", where.owner),
+                              ("e.state", where.state.value if where.state else None)):  # fmt: skip
+            if value is not None:
+                cond.append(f"{column} = ?")
+                args.append(value)
+        sql = f"""SELECT e.id, e.task_id, e.seq, e.state, e.kind, e.json, t.context_id, t.skill, t.owner
+            FROM events e JOIN tasks t ON t.id = e.task_id WHERE {" AND ".join(cond)} ORDER BY e.id LIMIT ?"""
+
+        def op(conn: sqlite3.Connection) -> builtins.list[GlobalEvent]:
+            out = []
+            for rowid, task_id, seq, state, kind, js, ctx, skill, owner in conn.execute(sql, [*args, limit]):
+                logged = _logged(task_id, ctx, seq, kind, js)
+                out.append(GlobalEvent(rowid, task_id, ctx, skill, owner, TaskState(state) if state else None, logged))
+            return out
+
+        return await self._read(op)
+
+    async def last_cursor(self) -> int:
+        return await self._read(lambda conn: int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]))
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self.bus.close_all()
+        self.global_bus.close_all()
         await self._idle.wait()  # commits what was queued before close
         conn, self._conn = self._conn, None
         if conn is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=False)
+        self._lock.release()
 
     # ---------------------------------------------------------------- recovery and retention
 
     async def unsettled(self) -> builtins.list[Task]:
         """Tasks still submitted or working, oldest first: after a restart, nobody is running them."""
-        sql = f"SELECT json FROM tasks WHERE state IN ({', '.join('?' * len(_UNSETTLED))}) ORDER BY created"
-        return await self._read(lambda conn: [Task.model_validate_json(js) for (js,) in conn.execute(sql, _UNSETTLED)])
+        sql = f"SELECT json FROM tasks WHERE state IN ({', '.join('?' * len(UNSETTLED))}) ORDER BY created"
+        return await self._read(lambda conn: [Task.model_validate_json(js) for (js,) in conn.execute(sql, UNSETTLED)])
 
     async def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: "ok", or its findings one per line."""
@@ -340,10 +388,24 @@ class SQLiteStore:
 
     async def purge_finished_before(self, timestamp: str) -> int:
         """Delete terminal tasks whose status timestamp is before ``timestamp``, with their events; count them."""
-        sql = f"DELETE FROM tasks WHERE state IN ({', '.join('?' * len(_TERMINAL))}) AND updated < ?"
-        return await self._write(lambda conn: int(conn.execute(sql, (*_TERMINAL, timestamp)).rowcount))
+        sql = f"DELETE FROM tasks WHERE state IN ({', '.join('?' * len(TERMINAL))}) AND updated < ?"
+        return await self._write(lambda conn: int(conn.execute(sql, (*TERMINAL, timestamp)).rowcount))
+
+    async def bytes_per_event(self) -> float:
+        """The log's size on disk per stored event (table and index pages), for the benchmark."""
+
+        def op(conn: sqlite3.Connection) -> float:
+            count = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            pages = conn.execute(
+                "SELECT SUM(pgsize) FROM dbstat WHERE name IN ('events', 'sqlite_autoindex_events_1')"
+            ).fetchone()[0]
+            return float(pages or 0) / count if count else 0.0
+
+        return await self._read(op)
 
 
-def _task_row(task: Task) -> tuple[str, ...]:
-    state, updated = task.status.state.value, task.status.timestamp
-    return (task.id, task.context_id, state, updated, task.owner, task.dialect, task.skill, task.model_dump_json())
+def _logged(task_id: str, context_id: str, seq: int, kind: str, data: str) -> LoggedEvent:
+    event = KINDS[kind].model_validate_json(data)
+    # rows of schema 1 carry the ids themselves; newer rows leave them to the task
+    event.task_id, event.context_id = task_id, context_id
+    return LoggedEvent.model_construct(id=seq, event=event)  # the id comes from an INTEGER column
