@@ -41,11 +41,14 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument(
                 "--store", help="sqlite (default: a file in the user's data dir), sqlite:///path/to.db or memory"
             )
+            p.add_argument("--role", choices=("all", "api", "worker"), help="all (default), api or worker (A2A_ROLE)")
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
     _client_parsers(sub)
     for ep in entry_points(group=COMMAND_GROUP):
+        if ep.name in sub.choices:
+            continue
         sub.add_parser(ep.name, help=f"(plugin) {ep.value}", add_help=False)
     return parser
 
@@ -105,7 +108,7 @@ def _client_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    plugins = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
+    plugins = {ep.name: ep for ep in entry_points(group=COMMAND_GROUP) if ep.name not in ("send", "task", "events")}
     if argv and argv[0] in plugins:
         result: int = plugins[argv[0]].load()(argv[1:])
         return result
@@ -158,9 +161,14 @@ def _card(settings: Settings, version: str | None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from a2a_server.app import create_app, drain
+    from a2a_server.app import StartupError, create_app, drain, preflight
     from a2a_server.skill import UnknownSkill
 
+    try:
+        preflight(settings)
+    except StartupError as exc:
+        print(f"a2a-server: {exc}", file=sys.stderr)
+        return 1
     listener = _log_in_background(settings.log_level)
     try:
         app = create_app(settings)

@@ -16,7 +16,7 @@ a pub/sub message or a key the runner watches.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -50,7 +50,7 @@ class EventFilter:
     owner: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is built per event on the hot path, and a frozen __init__ costs 3x
 class GlobalEvent:
     """One event in the global order: ``cursor`` increases across every task and is never reused."""
 
@@ -87,6 +87,9 @@ class Job:
     task: Task | None = None
     # a re-run of a task whose earlier runner was lost: the runner takes it over and says so on its stream
     rerun: bool = False
+    # the task is not stored yet: the run's first write stores it with its first events, in one transaction
+    # (the service queues a new task with a fresh random id this way; see TaskService.submit)
+    create: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,9 @@ class Lease:
 class TaskStore(Protocol):
     """Tasks by id. ``owner`` is part of every read (None = any owner); a task of another owner is "not there".
 
-    - ``create`` stores a new task (its ``epoch`` as given); ``TaskExists`` if the id is taken.
+    - ``create`` stores a new task (its ``epoch`` as given); ``TaskExists`` if the id is taken. The write is
+      queued when ``create`` returns, ahead of every later write of this process (a runner's first events may
+      be queued before it commits); the awaitable completes once it is stored.
     - Snapshots are written only with events (``EventLog.append_many``), by the current holder of the task.
     - ``take_over`` raises the task's epoch by one and returns it: every later write with an older epoch fails
       with ``LeaseLost`` (a runner presumed dead cannot overwrite the one that replaced it).
@@ -110,7 +115,7 @@ class TaskStore(Protocol):
     - Implementations must not block the event loop.
     """
 
-    async def create(self, task: Task) -> None: ...
+    def create(self, task: Task) -> Awaitable[None]: ...
 
     async def get(self, task_id: str, *, owner: str | None = None) -> Task | None: ...
 
@@ -177,6 +182,7 @@ class EventLog(Protocol):
 
     - ``append_many`` gives the events the next ids of their task, atomically with ``snapshot`` (both or
       neither), if ``epoch`` is the task's current epoch; else ``LeaseLost`` (``TaskNotFound`` if no task).
+      ``create=True``: the snapshot is a new task, stored first by this write unless it is stored already.
       An event reaches a follower only after it is committed.
     - ``read_after(task, n)``: the events with id > n in id order (n = 0: the whole log).
     - ``follow(task, after)``: see ``TaskFollow``; ``fresh=True`` promises that nothing is logged after
@@ -186,7 +192,7 @@ class EventLog(Protocol):
     """
 
     async def append_many(
-        self, task_id: str, events: Sequence[Any], *, snapshot: Task | None = None, epoch: int
+        self, task_id: str, events: Sequence[Any], *, snapshot: Task | None = None, epoch: int, create: bool = False
     ) -> builtins.list[LoggedEvent]: ...
 
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]: ...

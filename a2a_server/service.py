@@ -17,7 +17,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 
 from a2a_server.dialects.base import SendRequest
@@ -53,6 +53,8 @@ log = logging.getLogger("a2a_server.tasks")
 __all__ = ["ANONYMOUS", "EventFilter", "GlobalEvent", "Submitted", "TaskFollow", "TaskPage", "TaskService"]
 
 ANONYMOUS = "anonymous"
+# a non-blocking send of a new task waits this long for its run's first write, then stores the task itself
+_STORE_WAIT = 0.5
 # a cancel looks for the task's runner this many times (10 ms apart) before it ends the task itself
 _CANCEL_ROUNDS = 5
 
@@ -64,6 +66,8 @@ class Submitted:
     follow: TaskFollow | None
     # the id of the last event before this run (0 for a new task)
     after: int
+    # the task is stored by its run's first write (see ``stored``), not yet by submit
+    deferred: bool = False
 
 
 class TaskService:
@@ -90,7 +94,9 @@ class TaskService:
     async def submit(
         self, req: SendRequest, dialect: str, *, owner: str = ANONYMOUS, follow: bool = False
     ) -> Submitted:
-        """Create a task (or continue an interrupted one) and queue its run; returns once it is stored."""
+        """Create a task (or continue an interrupted one) and queue its run; returns once it is stored, or, with
+        ``follow``, at once with a follower subscribed before the run (``Submitted.deferred``: the run's first
+        write stores the task)."""
         if self.closing:
             raise ShuttingDown()
         existing = await self.store.get(req.task_id, owner=owner) if req.task_id else None
@@ -116,20 +122,26 @@ class TaskService:
             raise InvalidParams(f"Invalid params: {exc}", param=exc.param, cause=exc.reason) from None
         req.message.task_id, req.message.context_id = task.id, task.context_id
         task.history.append(req.message)
-        after = 0
-        if existing is None:
-            try:
-                await self.store.create(task)
-            except TaskExists:
-                raise TaskBusy(f"Task {task.id} already exists and is still running; wait or cancel it") from None
+        after, deferred = 0, False
+        if existing is None and req.task_id:
+            await _created(self.store.create(task), task.id)  # an id the client chose may be taken
+        elif existing is None:
+            # a fresh random id cannot be taken: the run's first write stores the task with its first events, in
+            # one transaction (before the split a send cost one commit; a create of its own made it two)
+            deferred = True
         else:
             after = await self._save_turn(task)
         log.info("task %s [%s] %s (%s)", task.id, task.skill, "continued" if existing else "created", dialect)
         # subscribed before the job is queued, so the log after ``after`` is known to be empty: never read back
-        follower = self.event_log.follow(task.id, after, fresh=True) if follow else None
+        follower = self.event_log.follow(task.id, after, fresh=True) if follow or deferred else None
         with_context = existing is None and req.context_id is not None
-        await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task))
-        return Submitted(task, follower, after)
+        await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task, create=deferred))
+        if deferred and not follow and follower is not None:
+            async with follower:  # the caller may read the task next: answer once it is stored
+                await _settles(follower, _STORE_WAIT, first=True)
+            await self._stored(task)
+            follower, deferred = None, False
+        return Submitted(task, follower, after, deferred)
 
     async def _save_turn(self, task: Task) -> int:
         """Store a continued task's new message under a fresh epoch; the id of its last event."""
@@ -154,16 +166,25 @@ class TaskService:
     async def send(
         self, req: SendRequest, dialect: str, *, blocking: bool, timeout: float, owner: str = ANONYMOUS
     ) -> Task:
-        """``submit``; with ``blocking``, wait up to ``timeout`` seconds for the task to settle."""
+        """``submit`` (it answers once the task is stored); with ``blocking``, wait up to ``timeout`` seconds for
+        the task to settle."""
         if not blocking:
-            return (await self.submit(req, dialect, owner=owner)).task
+            return await self.get((await self.submit(req, dialect, owner=owner)).task.id, owner)
         submitted = await self.submit(req, dialect, owner=owner, follow=True)
         follower = submitted.follow
         assert follower is not None
         async with follower:
             if await _settles(follower, timeout) and follower.snapshot is not None:
                 return follower.snapshot  # the task as written with its settling event
+        if submitted.deferred:
+            await self._stored(submitted.task)
         return await self.get(submitted.task.id, owner)
+
+    async def _stored(self, task: Task) -> None:
+        """Make sure a deferred task is stored: a skill slow to produce its first event has not written it yet."""
+        if await self.store.get(task.id) is None:
+            with contextlib.suppress(TaskExists):  # its run stored it meanwhile
+                await self.store.create(task)
 
     # ------------------------------------------------------------------ queries
 
@@ -266,6 +287,13 @@ class TaskService:
         self.closing = True
 
 
+async def _created(created: Awaitable[None], task_id: str) -> None:
+    try:
+        await created
+    except TaskExists:
+        raise TaskBusy(f"Task {task_id} already exists and is still running; wait or cancel it") from None
+
+
 def _continuable(task: Task) -> None:
     state = task.status.state
     if state.terminal:
@@ -274,11 +302,12 @@ def _continuable(task: Task) -> None:
         raise TaskBusy(f"Task {task.id} is still {state.value}; wait until it needs input, or cancel it")
 
 
-async def _settles(follower: TaskFollow, timeout: float) -> bool:
-    """Read ``follower`` until its task settles (True) or ``timeout`` seconds pass (False)."""
+async def _settles(follower: TaskFollow, timeout: float, first: bool = False) -> bool:
+    """Read ``follower`` until its task settles (``first``: until its first batch is committed), True, or until
+    ``timeout`` seconds pass, False."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(timeout):
             async for batch in follower.batches():
-                if batch[-1].event.settles:
+                if first or batch[-1].event.settles:
                     return True
     return False

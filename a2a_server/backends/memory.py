@@ -6,9 +6,10 @@ and ``get`` hands out a fresh object (a JSON round trip costs ~14 µs; a deep co
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -58,10 +59,14 @@ class MemoryStore:
         return _Row(task.model_dump_json(), task.context_id, state, task.status.timestamp, task.owner, task.skill,
                     task.epoch, seq)  # fmt: skip
 
-    async def create(self, task: Task) -> None:
+    def create(self, task: Task) -> Awaitable[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if task.id in self._tasks:
-            raise TaskExists(task.id)
-        self._tasks[task.id] = self._row(task, 0)
+            done.set_exception(TaskExists(task.id))
+        else:
+            self._tasks[task.id] = self._row(task, 0)
+            done.set_result(None)
+        return done
 
     def _visible(self, task_id: str, owner: str | None) -> _Row | None:
         row = self._tasks.get(task_id)
@@ -112,8 +117,16 @@ class MemoryStore:
         return row.epoch
 
     async def append_many(
-        self, task_id: str, events: Sequence[TaskEvent], *, snapshot: Task | None = None, epoch: int
+        self,
+        task_id: str,
+        events: Sequence[TaskEvent],
+        *,
+        snapshot: Task | None = None,
+        epoch: int,
+        create: bool = False,
     ) -> builtins.list[LoggedEvent]:
+        if create and snapshot is not None and task_id not in self._tasks:
+            self._tasks[task_id] = self._row(snapshot, 0)
         row = self._tasks.get(task_id)
         if row is None:
             raise TaskNotFound(task_id)

@@ -35,11 +35,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 MIGRATIONS.append(
     (
-        # 2: the global order for /a2a/events (an AUTOINCREMENT id is never reused, even after a purge), the
+        # 2: the global order for /a2a/events (the events' INTEGER PRIMARY KEY, never reused: see PURGE), the
         # task's state as of each event (for ?state=), and compact rows: the owner lives on the task, and the
-        # event JSON leaves out its task and context ids and every null (a token event: ~450 -> ~150 bytes)
+        # event JSON leaves out its task and context ids and every null (a token event: ~400 -> ~160 bytes)
         """CREATE TABLE events_v2 (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,
             task_id TEXT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
             seq INTEGER NOT NULL,
             state TEXT,
@@ -68,13 +68,17 @@ UNSETTLED = tuple(s.value for s in TaskState if not s.settled)
 TERMINAL = tuple(s.value for s in TaskState if s.terminal)
 INSERT_TASK = """INSERT INTO tasks (id, created, context_id, state, updated, owner, dialect, skill, json, epoch, seq)
     VALUES (?1, (SELECT COALESCE(MAX(created), 0) + 1 FROM tasks), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"""
+# the first write of a run that stores its new task (Job.create): a task stored meanwhile stays as it is
+INSERT_OR_KEEP_TASK = INSERT_TASK.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1)
 # a snapshot is written only by the task's current writer (its epoch), with the id of its newest event
 UPDATE_TASK = """UPDATE tasks SET state = ?2, updated = ?3, json = ?4,
     seq = COALESCE((SELECT MAX(seq) FROM events WHERE task_id = ?1), 0) WHERE id = ?1 AND epoch = ?5"""
-# the next id comes from the database inside the write transaction (no cache to undo), only for the writer
-# that holds the task's epoch
-APPEND = """INSERT INTO events (task_id, seq, state, kind, json)
-    SELECT id, COALESCE((SELECT MAX(seq) FROM events WHERE task_id = ?1), 0) + 1, ?2, ?3, ?4
-    FROM tasks WHERE id = ?1 AND epoch = ?5 RETURNING seq, id"""
+# ids are given explicitly, one batch at a time (executemany): ~10 µs an event, against ~28 µs for an INSERT …
+# SELECT MAX(seq) + 1 per row; the writer checked the task's epoch in the same transaction
+APPEND = "INSERT INTO events (id, task_id, seq, state, kind, json) VALUES (?, ?, ?, ?, ?, ?)"
+# Retention never deletes the task of the newest event: SQLite gives a new row MAX(id) + 1, so keeping the
+# newest row keeps every cursor a client holds from being handed out again
+PURGE = """DELETE FROM tasks WHERE state IN ({terminal}) AND updated < ?
+    AND id IS NOT (SELECT task_id FROM events ORDER BY id DESC LIMIT 1)"""
 
 

@@ -68,6 +68,8 @@ class Run:
     abort: Status | None = None
     # another runner took the task over: nothing more is written
     fenced: bool = False
+    # the task is not stored yet: the first batch writes it (Job.create), in the same transaction
+    creating: bool = False
     # id of the last event written; events queued for the next batch wait in ``outbox``
     last_id: int = 0
     queued_id: int = 0
@@ -228,8 +230,11 @@ class Run:
             logged = []
             if not self.fenced:
                 try:
-                    snapshot = self.sync() if save else None
-                    logged = await self.events.append_many(task_id, batch, snapshot=snapshot, epoch=self.task.epoch)
+                    creating, self.creating = self.creating, False
+                    snapshot = self.sync() if save or creating else None
+                    logged = await self.events.append_many(
+                        task_id, batch, snapshot=snapshot, epoch=self.task.epoch, create=creating
+                    )
                 except LeaseLost as exc:
                     log.warning("task %s: stopped writing, another runner holds it now (%s)", task_id, exc)
                     self._stop_writing(None)

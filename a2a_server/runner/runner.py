@@ -12,15 +12,15 @@ expired by definition; ``recover`` puts its unsettled tasks back on the queue (r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from a2a_server.metrics import Metrics
 from a2a_server.model import Message, Part, Role, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import Control, EventLog, Job, Lease, LeaseLost, TaskQueue, TaskStore
 from a2a_server.runner.run import Run
-from a2a_server.skill import SkillContext, SkillRegistry, Status
+from a2a_server.errors import TaskNotFound
+from a2a_server.skill import SkillContext, SkillEvent, SkillRegistry, Status
 
 log = logging.getLogger("a2a_server.tasks")
 
@@ -100,27 +100,44 @@ class Runner:
 
     async def _start(self, lease: Lease) -> None:
         job = lease.job
-        fast = job.task is not None and lease.deliveries == 1
-        task = job.task if fast else await self.store.get(job.task_id)
+        redelivered = lease.deliveries > 1 or job.rerun
+        task, epoch, creating = job.task, job.epoch, job.create
+        if redelivered or task is None:
+            try:  # fence the earlier holder off before reading what it left
+                epoch = await self.store.take_over(job.task_id) if redelivered else job.epoch
+                task, creating = await self.store.get(job.task_id), False
+            except TaskNotFound:  # a job whose task was never written (its first runner wrote nothing)
+                pass
         if task is None or task.status.state.terminal:
             await self.queue.ack(lease)  # canceled (or purged) before any runner got to it
             return
-        redelivered = lease.deliveries > 1 or job.rerun
-        task.epoch = await self.store.take_over(task.id) if redelivered else job.epoch
-        last_id = 0 if fast and not task.artifacts and len(task.history) == 1 else None
-        if last_id is None:
-            last_id = await self.events.last_event_id(task.id)
+        task.epoch = epoch
+        last_id = 0 if creating else await self.events.last_event_id(task.id)
         skill = self.skills.find(task.skill)
         prior = await self._context_history(task) if job.with_context else []
         ctx = SkillContext(task.id, task.context_id, task.history[-1], prior + task.history[:-1], job.metadata)
         run = self._new_run(task, ctx, lease, last_id)
+        run.creating = creating
         if skill is None:
             await run.finish(Status(TaskState.FAILED, f"the skill {task.skill!r} is not enabled on this worker"))
+            await self._ack(run)
             return
         opening = REQUEUED if redelivered else None
         if redelivered:
             log.info("task %s [%s] %s (delivery %d)", task.id, task.skill, REQUEUED, lease.deliveries)
-        run.job = asyncio.create_task(run.drive(skill.run(ctx), continuing=last_id > 0, opening=opening))
+        run.job = asyncio.create_task(self._run(run, skill.run(ctx), last_id > 0, opening))
+
+    async def _run(self, run: Run, events: AsyncIterator[SkillEvent], continuing: bool, opening: str | None) -> None:
+        await run.drive(events, continuing, opening)
+        await self._ack(run)
+
+    async def _ack(self, run: Run) -> None:
+        # acked only once the final event is committed; a fenced run's entry belongs to another runner now
+        if run.lease is not None and not run.fenced:
+            try:
+                await self.queue.ack(run.lease)
+            except Exception:  # the job is handed out again and its re-run sees the task final: no harm
+                log.exception("task %s: the queue refused the ack", run.task.id)
 
     def _new_run(self, task: Task, ctx: SkillContext, lease: Lease | None, last_id: int) -> Run:
         run = Run(task, ctx, lease, self.events, self.metrics, self.max_events, self._end, last_id=last_id)
@@ -149,10 +166,6 @@ class Runner:
         rate = run.clock.rate()
         if rate is not None:
             self.metrics.tps.labels(run.task.skill).observe(rate)
-        if run.lease is not None and not run.fenced:
-            # acked only now that the final event is committed; the fenced run's entry belongs to another runner
-            ack = asyncio.create_task(self.queue.ack(run.lease))
-            ack.add_done_callback(_log_failure)
 
     async def _context_history(self, task: Task) -> list[Message]:
         """The messages of the context's earlier tasks of the same owner, oldest first (a conversation)."""
@@ -209,9 +222,3 @@ def _answer(task: Task) -> list[Message]:
 def _depth(queue: TaskQueue, skill: str, inner: Callable[[], int] | None) -> Callable[[], int]:
     """Jobs waiting for a runner plus, when the skill queues internally (model instances), its own waiters."""
     return lambda: queue.depth(skill) + (inner() if inner is not None else 0)
-
-
-def _log_failure(task: asyncio.Task[None]) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        if (exc := task.exception()) is not None:
-            log.error("queue ack failed: %s", exc)
