@@ -15,11 +15,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from a2a_server.errors import TaskNotFound
 from a2a_server.metrics import Metrics
 from a2a_server.model import Message, Part, Role, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import Control, EventLog, Job, Lease, LeaseLost, TaskQueue, TaskStore
 from a2a_server.runner.run import Run
-from a2a_server.errors import TaskNotFound
 from a2a_server.skill import SkillContext, SkillEvent, SkillRegistry, Status
 
 log = logging.getLogger("a2a_server.tasks")
