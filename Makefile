@@ -25,15 +25,19 @@ install: $(STAMP) ## create .venv and install the project with its dev and infer
 serve: $(STAMP) ## run the server on $(HOST):$(PORT) with the default skills and model
 	$(BIN)/a2a-server serve --host $(HOST) --port $(PORT) --skills $(SKILLS)
 
-test: $(STAMP) ## install what the suite needs (incl. Debian chromium for the browser test) and run the whole suite
+test: $(STAMP) ## install what the suite needs (incl. Debian chromium), then ruff, mypy --strict and the whole suite
 	bash scripts/install-browser
+	$(BIN)/ruff check a2a_server skills tests bench
+	$(BIN)/mypy
+	$(BIN)/mypy --strict --explicit-package-bases tests
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check a2a_server skills tests bench
 
-typecheck: $(STAMP) ## mypy --strict over the package and the skills
+typecheck: $(STAMP) ## mypy --strict over the package, the skills and the tests
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --explicit-package-bases tests
 
 bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers
 	bash bench/run

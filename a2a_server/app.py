@@ -13,16 +13,41 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from a2a_server import card
-from a2a_server.bus import EventBus
+from a2a_server.backends import StoreLocked, check_free, open_backend, roles_of, store_path
 from a2a_server.config import Settings
-from a2a_server.engine import Engine
 from a2a_server.http import routes
 from a2a_server.http.state import AppState
+from a2a_server.metrics import Metrics
 from a2a_server.rpc import Dispatcher
+from a2a_server.runner import Runner
+from a2a_server.service import TaskService
 from a2a_server.skill import Skill, SkillRegistry, load_skill
-from a2a_server.stores import open_store, store_path
 
 log = logging.getLogger("a2a_server")
+ROLES = ("all", "api", "worker")
+
+
+class StartupError(RuntimeError):
+    """The server cannot start as configured; the message says why and what to do."""
+
+
+def preflight(settings: Settings) -> None:
+    """The checks ``serve`` makes before it binds: a usable ``--role`` for the store, and the store free."""
+    if settings.role not in ROLES:
+        raise StartupError(f"--role {settings.role!r}: expected one of {', '.join(ROLES)}")
+    try:
+        supported = roles_of(settings.store)
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    if settings.role not in supported:
+        raise StartupError(
+            f"--role {settings.role} needs a store that several processes share; with --store {settings.store} the "
+            "queue lives inside the server process, so one process must be API and worker: use --role all (the default)"
+        )
+    try:
+        check_free(settings.store)
+    except StoreLocked as exc:
+        raise StartupError(str(exc)) from None
 
 
 def create_app(settings: Settings | None = None, skills: list[Skill] | None = None) -> Starlette:
@@ -34,46 +59,60 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = await open_store(settings.store)
-        log.info("task store: %s", store_path(settings.store) or "memory (nothing survives a restart)")
-        engine = Engine(
-            store,
-            EventBus(settings.subscriber_buffer),
-            registry,
-            cancel_grace=settings.cancel_grace,
-            max_events=settings.max_events_per_task,
+        backend = await open_backend(
+            settings.store, buffer_limit=settings.subscriber_buffer, lease_seconds=settings.lease_seconds
         )
-        app.state.a2a = AppState(settings, engine, Dispatcher(engine), registry, static_card)
+        log.info("task store: %s", backend.describe)
+        metrics = Metrics()
+        runner = Runner(
+            backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics,
+            cancel_grace=settings.cancel_grace, max_events=settings.max_events_per_task,
+            lease_seconds=settings.lease_seconds,
+        )  # fmt: skip
+        service = TaskService(
+            backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
+            cancel_grace=settings.cancel_grace,
+        )  # fmt: skip
+        app.state.a2a = AppState(
+            settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
+        )
         for skill in registry:
             await skill.start()
-        await engine.recover()
-        purger = asyncio.create_task(_purge_forever(engine, settings)) if settings.retention_days > 0 else None
+        await runner.recover()
+        await runner.start()
+        purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
         log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)
         try:
             yield
         finally:
             if purger is not None:
                 purger.cancel()
-            await engine.close(settings.shutdown_grace)
+            await _drain(service, runner, settings.shutdown_grace)
             for skill in registry:
                 await skill.close()
-            await store.close()
+            await backend.close()
 
     return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
 
 
 async def drain(app: Starlette, grace: float) -> None:
-    """Stop taking tasks and end the running ones (see Engine.close); a no-op before start-up."""
+    """Stop taking tasks and end the running ones (see Runner.close); a no-op before start-up."""
     state: AppState | None = getattr(app.state, "a2a", None)
-    if state is not None:
-        await state.engine.close(grace)
+    if state is not None and state.drain is not None:
+        await state.drain(grace)
 
 
-async def _purge_forever(engine: Engine, settings: Settings) -> None:
+async def _drain(service: TaskService, runner: Runner | None, grace: float) -> None:
+    service.close()
+    if runner is not None:
+        await runner.close(grace)
+
+
+async def _purge_forever(service: TaskService, settings: Settings) -> None:
     while True:
         cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
         try:
-            purged = await engine.purge(cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+            purged = await service.purge(cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
             if purged:
                 log.info("retention: purged %d tasks finished before %s", purged, cutoff.isoformat())
         except Exception:  # a failed purge must not take the server down; the next round retries

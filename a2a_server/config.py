@@ -37,6 +37,11 @@ class Settings:
     # finished tasks older than this are purged (0 = keep forever), checked every purge_interval seconds
     retention_days: float = 30.0
     purge_interval: float = 3600.0
+    # all: API and runner in one process (the only choice with the embedded stores); api: no skills run;
+    # worker: no API, only runners
+    role: str = "all"
+    # a runner that stops heartbeating loses its task to another runner after this long
+    lease_seconds: float = 30.0
     # CORS allow-list; empty = CORS off
     cors_origins: list[str] = field(default_factory=list)
 

@@ -1,21 +1,27 @@
-"""A2A errors as raised inside the server; dialects render them for the caller's generation.
+"""A2A errors as raised inside the server; each face renders them (JSON-RPC per dialect, OpenAI, REST).
 
-JsonRpcError (jsonrpcserver)
-└── A2AError                     code + message + 1.0 reason
-    ├── InvalidParams            -32602
-    ├── TaskNotFound             -32001
-    ├── TaskNotCancelable        -32002
-    ├── PushNotSupported         -32003
-    ├── UnsupportedOperation     -32004
-    ├── ExtendedCardNotConfigured -32007
-    └── VersionNotSupported      -32009
+Every error carries what a face needs, so that none reads the message text: the JSON-RPC ``code``, the
+1.0 ``reason`` (ErrorInfo), the ``http_status`` a REST or OpenAI face answers with, the offending
+``param`` when one parameter was wrong, and ``cause``, a finer machine-readable word where a face needs
+one (``queue_full``, ``context_length_exceeded``, ``shutting_down``).
+
+A2AError                          code    http
+├── InvalidRequest                -32600  400
+├── MethodNotFound                -32601  404
+├── InvalidParams                 -32602  400
+├── TaskNotFound                  -32001  404
+├── TaskNotCancelable             -32002  409
+├── PushNotSupported              -32003  400
+├── UnsupportedOperation          -32004  400
+│   ├── TaskBusy                          409   a message for a task that is still running
+│   └── ShuttingDown                      503
+├── ExtendedCardNotConfigured     -32007  400
+└── VersionNotSupported           -32009  400
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from jsonrpcserver.exceptions import JsonRpcError
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -42,39 +48,56 @@ REASONS: dict[int, str] = {
 }
 
 
-class A2AError(JsonRpcError):
+class A2AError(Exception):
     code_value = INTERNAL_ERROR
+    http_status = 500
 
-    def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
-        super().__init__(self.code_value, message, details)
+    def __init__(
+        self, message: str, details: dict[str, Any] | None = None, *, param: str | None = None, cause: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = self.code_value
+        self.message = message
         self.details = details
+        self.param = param
+        self.cause = cause
+
+    @property
+    def reason(self) -> str:
+        return REASONS.get(self.code, "INTERNAL_ERROR")
 
 
 class InvalidRequest(A2AError):
     code_value = INVALID_REQUEST
+    http_status = 400
 
 
 class InvalidParams(A2AError):
     code_value = INVALID_PARAMS
+    http_status = 400
 
 
 class MethodNotFound(A2AError):
     code_value = METHOD_NOT_FOUND
+    http_status = 404
 
 
 class TaskNotFound(A2AError):
     code_value = -32001
+    http_status = 404
 
     def __init__(self, task_id: str) -> None:
-        super().__init__(f"Task not found: {task_id}", {"taskId": task_id})
+        super().__init__(f"Task not found: {task_id}", {"taskId": task_id}, param="id")
 
 
 class TaskNotCancelable(A2AError):
     code_value = -32002
+    http_status = 409
 
 
 class PushNotSupported(A2AError):
     code_value = -32003
+    http_status = 400
 
     def __init__(self) -> None:
         super().__init__("Push notifications are not supported by this agent (capabilities.pushNotifications is false)")
@@ -82,10 +105,23 @@ class PushNotSupported(A2AError):
 
 class UnsupportedOperation(A2AError):
     code_value = -32004
+    http_status = 400
+
+
+class TaskBusy(UnsupportedOperation):
+    http_status = 409
+
+
+class ShuttingDown(UnsupportedOperation):
+    http_status = 503
+
+    def __init__(self) -> None:
+        super().__init__("The server is shutting down and takes no new tasks", cause="shutting_down")
 
 
 class ExtendedCardNotConfigured(A2AError):
     code_value = -32007
+    http_status = 400
 
     def __init__(self) -> None:
         super().__init__("This agent has no extended agent card configured")
@@ -93,3 +129,4 @@ class ExtendedCardNotConfigured(A2AError):
 
 class VersionNotSupported(A2AError):
     code_value = -32009
+    http_status = 400

@@ -124,13 +124,18 @@ class Task(BaseModel):
     dialect: str = "0.3"
     skill: str = ""
     owner: str = "anonymous"
+    # the fencing token of the task's current writer (see ports.TaskStore.take_over); never on the wire
+    epoch: int = 0
     # set when the skill answered with a direct message instead of working on a task
     reply: Message | None = None
 
 
+# An event's task and context ids default to "": a stored event row leaves them to its task.
+
+
 class StatusEvent(BaseModel):
-    task_id: str
-    context_id: str
+    task_id: str = ""
+    context_id: str = ""
     status: TaskStatus
     metadata: dict[str, Any] | None = None
 
@@ -140,8 +145,8 @@ class StatusEvent(BaseModel):
 
 
 class ArtifactEvent(BaseModel):
-    task_id: str
-    context_id: str
+    task_id: str = ""
+    context_id: str = ""
     artifact: Artifact
     append: bool = False
     last_chunk: bool = False
@@ -157,8 +162,8 @@ class ArtifactEvent(BaseModel):
 class MessageEvent(BaseModel):
     """A direct agent reply (no task on the wire): the only event of its stream."""
 
-    task_id: str
-    context_id: str
+    task_id: str = ""
+    context_id: str = ""
     message: Message
 
     @property

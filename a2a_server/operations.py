@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from a2a_server import cursor
-from a2a_server.bus import Subscription
 from a2a_server.dialects import V10, Dialect
 from a2a_server.dialects.base import JSON, SendRequest, validate
 from a2a_server.dialects.v10 import ListQuery
-from a2a_server.engine import Engine
 from a2a_server.errors import (
     ExtendedCardNotConfigured,
     InvalidParams,
@@ -24,6 +22,7 @@ from a2a_server.errors import (
 )
 from a2a_server.methods import Op
 from a2a_server.model import MessageEvent, StatusEvent, TaskState
+from a2a_server.service import ANONYMOUS, TaskFollow, TaskService
 
 
 @dataclass(slots=True)
@@ -35,86 +34,81 @@ class Call:
     last_event_id: str | None = None  # the raw Last-Event-ID header (see cursor.py)
     version_error: str | None = None  # an A2A-Version we do not speak: every request gets -32009
     blocking_timeout: float = 60.0
+    owner: str = ANONYMOUS  # the caller's principal
 
 
 @dataclass(slots=True)
 class StreamPlan:
-    """An SSE stream to open: events of ``task_id`` after ``after``, optionally led by a snapshot."""
+    """An SSE stream to open: the events of ``follow``'s task after ``after``, optionally led by a snapshot."""
 
     dialect: Dialect
     task_id: str
     after: int
+    follow: TaskFollow | None  # None: only the snapshot
     snapshot: JSON | None = None
     # the snapshot replaces the run's opening ``submitted`` status (new tasks) instead of preceding it
     snapshot_replaces_submitted: bool = False
-    only_snapshot: bool = False
-    # opened before the task's run started: every event is in it, so the log need not be read back
-    subscription: Subscription | None = None
 
 
-Handler = Callable[[Engine, Call, Dialect, Any], Awaitable["JSON | StreamPlan"]]
+Handler = Callable[[TaskService, Call, Dialect, Any], Awaitable["JSON | StreamPlan"]]
 
 
-async def send(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def send(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     req = dialect.parse_send(params)
     if call.stream_path:
-        return await _open_stream(engine, dialect, req)
-    task = await engine.submit(req, dialect.version)
-    if req.blocking:
-        task = await engine.wait(task.id, call.blocking_timeout)
-    else:
-        await engine.wait_persisted(task.id)
+        return await _open_stream(service, call, dialect, req)
+    timeout = call.blocking_timeout
+    task = await service.send(req, dialect.version, blocking=req.blocking, timeout=timeout, owner=call.owner)
     return dialect.send_result(task, task.reply, req.history_length)
 
 
-async def stream(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    return await _open_stream(engine, dialect, dialect.parse_send(params))
+async def stream(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return await _open_stream(service, call, dialect, dialect.parse_send(params))
 
 
-async def _open_stream(engine: Engine, dialect: Dialect, req: SendRequest) -> StreamPlan:
-    # a continued (input-required) task already has a log: this stream starts after it
-    after = await engine.store.last_event_id(req.task_id) if req.task_id else 0
-    task = await engine.submit(req, dialect.version)
-    # no await since submit: the run has not started, so this is the task as submitted, and a
-    # subscription opened now sees every event of the run from memory
+async def _open_stream(service: TaskService, call: Call, dialect: Dialect, req: SendRequest) -> StreamPlan:
+    submitted = await service.submit(req, dialect.version, owner=call.owner, follow=True)
+    # no await since submit: the run has not started, so this is the task as submitted
+    task = submitted.task
     snapshot = dialect.stream_item(task) if dialect.stream_starts_with_task() else None
-    subscription = engine.bus.subscribe(task.id)
-    return StreamPlan(
-        dialect, task.id, after, snapshot, snapshot_replaces_submitted=after == 0, subscription=subscription
-    )
+    after = submitted.after  # a continued (input-required) task already has a log: this stream starts after it
+    return StreamPlan(dialect, task.id, after, submitted.follow, snapshot, snapshot_replaces_submitted=after == 0)
 
 
-async def get(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    return dialect.task(await engine.get(q.id), q.history_length)
+    return dialect.task(await service.get(q.id, call.owner), q.history_length)
 
 
-async def cancel(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def cancel(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    return dialect.task(await engine.cancel(q.id), q.history_length)
+    return dialect.task(await service.cancel(q.id, call.owner), q.history_length)
 
 
-async def resubscribe(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def resubscribe(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    task, last = await engine.snapshot(q.id)
+    task, last = await service.snapshot(q.id, call.owner)
     if call.last_event_id is not None:
         try:
             after = cursor.parse(call.last_event_id, task.id, last)
         except cursor.BadCursor as exc:
-            raise InvalidParams(f"Invalid params: {exc}", {"taskId": task.id, "lastEventId": str(last)}) from None
-        return StreamPlan(dialect, task.id, after)
+            raise InvalidParams(f"Invalid params: {exc}", {"taskId": task.id, "lastEventId": str(last)},
+                                param="Last-Event-ID") from None  # fmt: skip
+        return StreamPlan(dialect, task.id, after, service.follow(task, after))
     if dialect is V10 and task.status.state.terminal:
         raise UnsupportedOperation(
             f"Task {task.id} is {task.status.state.value}; SubscribeToTask needs a task that is not terminal",
             {"taskId": task.id},
         )
     snapshot = dialect.stream_item(task)
-    return StreamPlan(dialect, task.id, last, snapshot, only_snapshot=task.status.state.settled)
+    follower = None if task.status.state.settled else service.follow(task, last)
+    return StreamPlan(dialect, task.id, last, follower, snapshot)
 
 
-async def list_tasks(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def list_tasks(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = validate(ListQuery, params if params is not None else {})
-    page = await engine.store.list(
+    page = await service.list(
+        call.owner,
         context_id=q.context_id,
         state=q.state,
         updated_after=q.status_timestamp_after,
@@ -130,11 +124,11 @@ async def list_tasks(engine: Engine, call: Call, dialect: Dialect, params: Any) 
     }
 
 
-async def push_config(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def push_config(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     raise PushNotSupported()
 
 
-async def extended_card(engine: Engine, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+async def extended_card(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     raise ExtendedCardNotConfigured()
 
 
@@ -150,16 +144,25 @@ HANDLERS: dict[Op, Handler] = {
 }
 
 
-async def frames(engine: Engine, plan: StreamPlan) -> AsyncIterator[list[tuple[int, JSON]]]:
-    """Batches of (event id, JSON-RPC result) of one stream, in order; ends after the settling event."""
+async def frames(plan: StreamPlan) -> AsyncIterator[list[tuple[int, JSON]]]:
+    """Batches of (event id, JSON-RPC result) of one stream, in order; ends after the settling event.
+    Closes the plan's follower."""
+    if plan.follow is None:
+        if plan.snapshot is not None:
+            yield [(plan.after, plan.snapshot)]
+        return
+    async with plan.follow as follower:
+        async for batch in _frames(plan, follower):
+            yield batch
+
+
+async def _frames(plan: StreamPlan, follower: TaskFollow) -> AsyncIterator[list[tuple[int, JSON]]]:
     dialect, pending = plan.dialect, plan.snapshot
     if pending is not None and not plan.snapshot_replaces_submitted:
         # a re-attached stream opens with the task as it is now, without waiting for its next event
         yield [(plan.after, pending)]
-        if plan.only_snapshot:
-            return
         pending = None
-    async for batch in engine.event_batches(plan.task_id, plan.after, plan.subscription):
+    async for batch in follower.batches():
         out: list[tuple[int, JSON]] = []
         for le in batch:
             if pending is not None:

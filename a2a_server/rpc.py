@@ -23,7 +23,6 @@ from jsonrpcserver.response import ErrorResponse, SuccessResponse
 from jsonrpcserver.sentinels import NODATA, NOID
 
 from a2a_server.dialects import BY_VERSION, V03, V10, Dialect
-from a2a_server.engine import Engine
 from a2a_server.errors import (
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -35,6 +34,7 @@ from a2a_server.errors import (
 )
 from a2a_server.methods import METHODS, MethodSpec
 from a2a_server.operations import HANDLERS, Call, StreamPlan
+from a2a_server.service import TaskService
 
 log = logging.getLogger("a2a_server.rpc")
 
@@ -59,8 +59,8 @@ def caller_dialect(call: Call) -> Dialect:
 
 
 class Dispatcher:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, service: TaskService) -> None:
+        self.service = service
         self._methods: dict[str, Callable[..., Any]] = {name: self._bound(spec) for name, spec in METHODS.items()}
 
     def _bound(self, spec: MethodSpec) -> Callable[..., Any]:
@@ -139,8 +139,8 @@ class Dispatcher:
                 raise InvalidParams("Invalid params: params must be an object (by-name), not an array")
             dialect = await self._dialect(spec, call, kwargs)
             started = time.perf_counter()
-            result = await HANDLERS[spec.op](self.engine, call, dialect, kwargs)
-            self.engine.metrics.latency_histogram(spec.name).observe(time.perf_counter() - started)
+            result = await HANDLERS[spec.op](self.service, call, dialect, kwargs)
+            self.service.metrics.latency_histogram(spec.name).observe(time.perf_counter() - started)
         except A2AError as exc:
             data = dialect.error_data(exc.code, exc.details)
             return Error(exc.code, exc.message, NODATA if data is None else data)
@@ -158,7 +158,7 @@ class Dispatcher:
             return BY_VERSION[version]
         # shared 0.1/0.3 name without a header: answer in the dialect the task was created in
         task_id = params.get("id")
-        task = await self.engine.store.get(task_id) if isinstance(task_id, str) else None
+        task = await self.service.find(task_id, call.owner) if isinstance(task_id, str) else None
         return BY_VERSION[task.dialect] if task is not None else V03
 
 

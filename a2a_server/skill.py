@@ -114,7 +114,16 @@ class ModelInfo:
 
 
 class InvalidSkillParams(ValueError):
-    """Raised by ``Skill.validate``: the request is rejected with -32602 and this message."""
+    """Raised by ``Skill.validate``: the request is rejected with -32602 and this message, before it queues.
+
+    ``param``: the metadata key that was wrong; ``reason``: a machine-readable word for faces that have one
+    (the OpenAI API answers it as ``error.code``, e.g. ``context_length_exceeded``).
+    """
+
+    def __init__(self, message: str, *, param: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        self.reason = reason
 
 
 @runtime_checkable

@@ -39,6 +39,7 @@ from bench.core_apps import (
     WORDS,
     Checked,
     check,
+    checkout_before,
     core_busy_seconds,
     cpu_seconds,
     running,
@@ -173,19 +174,22 @@ def _fmt(value: float | None, case: Case) -> str:
 
 
 def table(medians: dict[tuple[str, str], float], cases: list[Case]) -> str:
-    rows = [
-        "| case | a2a-server median | bare median | ratio | target | result |",
-        "|---|---:|---:|---:|---:|---|",
-    ]
+    before = "before" in APPS
+    head = "| case | a2a-server median | bare median | ratio | target | result |"
+    if before:
+        head += " before median | before ratio |"
+    rows = [head, "|---|---:|---:|---:|---:|---|" + ("---:|---:|" if before else "")]
     for case in cases:
         server, bare = medians.get((case.name, "a2a-server")), medians.get((case.name, "bare"))
         if server is not None and bare:
             ratio, verdict = f"{server / bare:.2f}", "pass" if server / bare >= case.target else "FAIL"
         else:
             ratio, verdict = "—", "not run"
-        rows.append(
-            f"| {case.name} | {_fmt(server, case)} | {_fmt(bare, case)} | {ratio} | ≥ {case.target} | {verdict} |"
-        )
+        row = f"| {case.name} | {_fmt(server, case)} | {_fmt(bare, case)} | {ratio} | ≥ {case.target} | {verdict} |"
+        if before:
+            old = medians.get((case.name, "before"))
+            row += f" {_fmt(old, case)} | {f'{old / bare:.2f}' if old is not None and bare else '—'} |"
+        rows.append(row)
     return "\n".join(rows)
 
 
@@ -210,6 +214,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
     app_cpu, wrk_cpu = cpus()
+    checkout_before()
     apps = [args.only] if args.only else list(APPS)
     cases = [c for c in CASES if not args.cases or c.name in args.cases.split(",")]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,27 @@ WORDS = 100  # words per streamed message = artifact chunk events per stream
 # The bare app must run under the same settings or the ratio means nothing.
 UVICORN_FLAGS = ["--loop", "auto", "--http", "auto", "--no-access-log", "--log-level", "info"]
 
-SERVER = [str(BIN / "a2a-server"), "serve", "--host", HOST, "--port", "{port}", "--skills", "echo"]
+# ``python -m`` from the app's directory: the code of this checkout, whatever the venv's editable install names
+SERVER = [str(BIN / "python"), "-m", "a2a_server", "serve", "--host", HOST, "--port", "{port}", "--skills", "echo"]
 BARE = [str(BIN / "python"), "-m", "uvicorn", "bench.bare_app:app", "--host", HOST, "--port", "{port}"]
 APPS: dict[str, list[str]] = {"a2a-server": SERVER, "bare": [*BARE, *UVICORN_FLAGS]}
+# BENCH_BEFORE=<git revision>: also measure the server as it was at that revision (checked out into
+# bench/results/before), so that one run shows before and after side by side
+BEFORE = os.environ.get("BENCH_BEFORE")
+CWD: dict[str, Path] = {"a2a-server": ROOT, "bare": ROOT}
+if BEFORE:
+    # cli._serve directly: an older cli's argument parser may clash with the commands the venv now registers
+    APPS["before"] = [str(BIN / "python"), "-c", "import sys; from a2a_server.cli import _serve; "
+                      "from a2a_server.config import Settings; "
+                      f"sys.exit(_serve(Settings.from_env(host={HOST!r}, port={{port}}, skills=['echo'])))"]
+    CWD["before"] = RESULTS / "before"
+
+
+def checkout_before() -> None:
+    """Put the code of BENCH_BEFORE into bench/results/before (a detached worktree, made once)."""
+    if BEFORE and not CWD["before"].exists():
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(CWD["before"]), BEFORE], cwd=ROOT, check=True)
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,10 @@ def _started(app: str, cpu: int, log: Path, env: dict[str, str]) -> Iterator[tup
     port = _free_port()
     argv = ["taskset", "-c", str(cpu), *(a.format(port=port) for a in APPS[app])]
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, cwd=CWD[app], env={**env, "PYTHONPATH": str(CWD[app])}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
     with PIDFILE.open("a") as f:
         f.write(f"{proc.pid}\n")
     try:

@@ -17,6 +17,8 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
+            if node.module == "a2a_server":  # from a2a_server import cursor: the module is a2a_server.cursor
+                names.update(f"a2a_server.{alias.name}" for alias in node.names)
     return names
 
 
@@ -33,7 +35,8 @@ def test_each_third_party_library_lives_in_one_corner() -> None:
         "starlette": {"http", "app.py"},
         "sse_starlette": {"http"},
         "uvicorn": {"cli.py"},
-        "jsonrpcserver": {"rpc.py", "errors.py"},
+        "jsonrpcserver": {"rpc.py"},
+        "sqlite3": {"backends"},
     }
     for library, allowed in corners.items():
         users = {
@@ -42,6 +45,48 @@ def test_each_third_party_library_lives_in_one_corner() -> None:
             if any(n == library or n.startswith(library + ".") for n in _imports(p))
         }
         assert users <= allowed, f"{library} imported outside {allowed}: {users - allowed}"
+
+
+def _modules(*paths: str) -> list[Path]:
+    out: list[Path] = []
+    for rel in paths:
+        target = PACKAGE / rel
+        out.extend(sorted(target.rglob("*.py")) if target.is_dir() else [target])
+    return out
+
+
+def _internal(path: Path) -> set[str]:
+    return {n for n in _imports(path) if n.startswith("a2a_server.")}
+
+
+TRANSPORTS = ("http", "rpc.py", "operations.py")
+
+
+def test_transports_call_only_the_service() -> None:
+    """A transport parses, calls the service, renders: it never reaches a backend, a runner or a port."""
+    allowed = ("service", "model", "dialects", "errors", "methods", "cursor", "config", "card", "metrics", "skill",
+               "http", "rpc", "operations")  # fmt: skip
+    for path in _modules(*TRANSPORTS):
+        bad = {n for n in _internal(path) if n.split(".")[1] not in allowed}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+def test_the_runner_never_imports_a_transport_or_the_service() -> None:
+    for path in _modules("runner"):
+        bad = {n for n in _internal(path) if n.split(".")[1] in ("http", "rpc", "operations", "service", "app")}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+def test_backends_import_nothing_above_the_ports() -> None:
+    for path in _modules("backends"):
+        bad = {n for n in _internal(path) if n.split(".")[1] not in ("ports", "model", "errors", "backends")}
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+def test_the_server_never_imports_the_cli_client() -> None:
+    offenders = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if any(
+        n == "a2a_client" or n.startswith("a2a_client.") for n in _imports(p))}  # fmt: skip
+    assert offenders == set()
 
 
 def test_dialect_shapes_stay_in_dialects() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from a2a_server.http import console, openai, tokens
+from a2a_server.http import console, events, openai, tokens
 from a2a_server.http.jsonrpc import rpc_endpoint, stream_endpoint
 from a2a_server.http.wellknown import agent_card, healthz, metrics, readyz
 
@@ -18,6 +18,7 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        *events.ROUTES,
         *console.ROUTES,
         *openai.ROUTES,
         *tokens.ROUTES,

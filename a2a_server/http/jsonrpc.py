@@ -96,10 +96,10 @@ def _sse(state: AppState, answer: Streamed) -> Response:
 
 async def _events(state: AppState, answer: Streamed) -> AsyncIterator[bytes]:
     request_id, task_id = answer.request_id, answer.plan.task_id
-    open_streams = state.engine.metrics.streams
+    open_streams = state.service.metrics.streams
     open_streams.inc()
     try:
-        async for batch in frames(state.engine, answer.plan):
+        async for batch in frames(answer.plan):
             # the events that are ready go out in one write (sse-starlette passes bytes through as they are)
             yield b"".join(
                 ServerSentEvent(

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -30,16 +29,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from a2a_server.dialects.base import SendRequest
-from a2a_server.engine import Engine, ShuttingDown
 from a2a_server.errors import A2AError, InvalidParams
 from a2a_server.http.jsonrpc import dumps
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, app_state
 from a2a_server.http.tokens import chunk_text, follow
-from a2a_server.model import LoggedEvent, Message, Part, Role, Task, TaskEvent, TaskState, TaskStatus
+from a2a_server.model import LoggedEvent, Message, Part, Role, Task, TaskEvent, TaskState
+from a2a_server.service import TaskService
 from a2a_server.skill import ModelInfo, Skill
 
 HOLD = 1.0
+# the word a skill puts in its final metadata ("error") when it refuses a task because its queue is full
+QUEUE_FULL = "queue_full"
 TASK_HEADER = "X-A2A-Task-Id"
 # OpenAI name -> the skill's metadata name; later entries win (max_completion_tokens over max_tokens)
 # fmt: off
@@ -74,10 +75,11 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return Response(dumps(body), status, headers, media_type="application/json")
 
 
-def task_error(status: TaskStatus) -> ApiError:
+def task_error(task: Task) -> ApiError:
     """How a task that settled in a state other than completed answers an OpenAI client."""
+    status = task.status
     state, text = status.state, status.message.text if status.message is not None else ""
-    if state == TaskState.REJECTED and text.lower().startswith("queue full"):
+    if state == TaskState.REJECTED and (task.metadata or {}).get("error") == QUEUE_FULL:
         return ApiError(503, text, None, "queue_full", "server_error", {"Retry-After": "1"})
     if state == TaskState.REJECTED:
         return ApiError(400, text or "the task was rejected", None, "task_rejected")
@@ -204,42 +206,41 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, f"the request body is not valid JSON: {exc}", None, "invalid_json") from None
 
 
-async def _submit(engine: Engine, skill: Skill, chat: ChatRequest) -> str:
+async def _submit(service: TaskService, skill: Skill, chat: ChatRequest) -> str:
     message = Message(role=Role.USER, parts=[Part(kind="data", data={"messages": chat.messages})])
     try:
-        return (await engine.submit(SendRequest(message, skill=skill.name, metadata=chat.metadata), "0.3")).id
-    except InvalidParams as exc:  # the skill's validation: name the OpenAI parameter it quotes
-        text = str(exc.message).removeprefix("Invalid params: ")
-        quoted = re.search(r"'([A-Za-z_]\w*)'", text)
-        name = quoted.group(1) if quoted else None
-        raise ApiError(400, text, chat.names.get(name, name) if name else None, "invalid_value") from None
-    except ShuttingDown as exc:
-        raise ApiError(503, str(exc.message), None, "shutting_down", "server_error") from None
+        req = SendRequest(message, skill=skill.name, metadata=chat.metadata)
+        return (await service.submit(req, "0.3")).task.id
+    except InvalidParams as exc:  # the skill's validation names the metadata key; answer with the OpenAI name
+        param = chat.names.get(exc.param, exc.param) if exc.param else None
+        text = exc.message.removeprefix("Invalid params: ")  # the JSON-RPC faces' prefix, not the skill's words
+        raise ApiError(400, text, param, exc.cause or "invalid_value") from None
     except A2AError as exc:
-        raise ApiError(400, str(exc.message)) from None
+        kind = "server_error" if exc.http_status >= 500 else "invalid_request_error"
+        raise ApiError(exc.http_status, exc.message, exc.param, exc.cause, kind) from None
 
 
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     try:
         chat = parse_chat(await _read_json(request, state.settings.max_body_bytes), request.headers.get("accept", ""))
-        task_id = await _submit(state.engine, _pick(state, chat.model)[0], chat)
+        task_id = await _submit(state.service, _pick(state, chat.model)[0], chat)
     except ApiError as exc:
         return exc.response()
     headers = {TASK_HEADER: task_id}
     completion = Completion(task_id, chat.model, int(time.time()), chat.include_usage)
-    held = await _hold(state.engine, task_id) if chat.stream else []
+    held = await _hold(state.service, task_id) if chat.stream else []
     try:
         if not chat.stream:
-            return _json(await completion.whole(state.engine), 200, headers)
+            return _json(await completion.whole(state.service), 200, headers)
         if held and held[-1].event.settles:
-            task = await state.engine.get(task_id)
+            task = await state.service.get(task_id)
             if task.status.state != TaskState.COMPLETED:
-                raise task_error(task.status)
+                raise task_error(task)
     except ApiError as error:
         error.headers.update(headers)
         return error.response()
-    return sse_response(state.settings, completion.chunks(state.engine, held), headers)
+    return sse_response(state.settings, completion.chunks(state.service, held), headers)
 
 
 def _commits(event: TaskEvent) -> bool:
@@ -248,10 +249,10 @@ def _commits(event: TaskEvent) -> bool:
     return event.settles or bool(chunk_text(event)) or (status is not None and status.message is not None)
 
 
-async def _hold(engine: Engine, task_id: str) -> list[LoggedEvent]:
+async def _hold(service: TaskService, task_id: str) -> list[LoggedEvent]:
     held: list[LoggedEvent] = []
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(HOLD), contextlib.aclosing(follow(engine, task_id)) as events:
+        async with asyncio.timeout(HOLD), contextlib.aclosing(follow(service, task_id)) as events:
             async for logged in events:
                 held.append(logged)
                 if _commits(logged.event):
@@ -281,14 +282,14 @@ class Completion:
         reason = raw.get("finish_reason")
         return usage, reason if reason in ("stop", "length", "content_filter") else "stop"
 
-    async def whole(self, engine: Engine) -> dict[str, Any]:
+    async def whole(self, service: TaskService) -> dict[str, Any]:
         chunks = 0
-        async with contextlib.aclosing(follow(engine, self.task_id)) as events:
+        async with contextlib.aclosing(follow(service, self.task_id)) as events:
             async for logged in events:
                 chunks += bool(chunk_text(logged.event))
-        task = await engine.get(self.task_id)
+        task = await service.get(self.task_id)
         if task.status.state != TaskState.COMPLETED:
-            raise task_error(task.status)
+            raise task_error(task)
         parts = task.reply.parts if task.reply is not None else [p for a in task.artifacts for p in a.parts]
         text = "".join(p.text or "" for p in parts if p.kind == "text")
         usage, reason = self._usage(task, chunks)
@@ -296,12 +297,12 @@ class Completion:
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
         return {**self._base("chat.completion"), "choices": [choice], "usage": usage}
 
-    async def _events(self, engine: Engine, held: list[LoggedEvent]) -> AsyncGenerator[LoggedEvent, None]:
+    async def _events(self, service: TaskService, held: list[LoggedEvent]) -> AsyncGenerator[LoggedEvent, None]:
         """What the hold already read, then the rest."""
         for logged in held:
             yield logged
         if not (held and held[-1].event.settles):
-            async for logged in follow(engine, self.task_id, held[-1].id if held else 0):
+            async for logged in follow(service, self.task_id, held[-1].id if held else 0):
                 yield logged
 
     def _chunk(self, delta: dict[str, str], finish: str | None = None) -> str:
@@ -309,21 +310,21 @@ class Completion:
         usage = {"usage": None} if self.include_usage else {}
         return dumps({**self._base("chat.completion.chunk"), "choices": [choice], **usage})
 
-    async def chunks(self, engine: Engine, held: list[LoggedEvent]) -> AsyncIterator[str]:
-        engine.metrics.streams.inc()
+    async def chunks(self, service: TaskService, held: list[LoggedEvent]) -> AsyncIterator[str]:
+        service.metrics.streams.inc()
         try:
             yield self._chunk({"role": "assistant", "content": ""})
             chunks = 0
-            async with contextlib.aclosing(self._events(engine, held)) as events:
+            async with contextlib.aclosing(self._events(service, held)) as events:
                 async for logged in events:
                     if text := chunk_text(logged.event):
                         chunks += 1
                         yield self._chunk({"content": text})
             # the engine saves the task before it publishes the settling event: the stored task is final here
-            task = await engine.get(self.task_id)
+            task = await service.get(self.task_id)
             if task.status.state != TaskState.COMPLETED:
                 shutdown = ApiError(503, "the server is shutting down", None, "shutting_down", "server_error")
-                yield dumps((task_error(task.status) if task.status.state.settled else shutdown).body())
+                yield dumps((task_error(task) if task.status.state.settled else shutdown).body())
                 return
             usage, reason = self._usage(task, chunks)
             yield self._chunk({}, reason)
@@ -331,7 +332,7 @@ class Completion:
                 yield dumps({**self._base("chat.completion.chunk"), "choices": [], "usage": usage})
             yield "[DONE]"
         finally:
-            engine.metrics.streams.dec()
+            service.metrics.streams.dec()
 
 
 ROUTES: list[BaseRoute] = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -10,8 +11,8 @@ from typing import Any
 from starlette.requests import Request
 
 from a2a_server.config import Settings
-from a2a_server.engine import Engine
 from a2a_server.rpc import Dispatcher
+from a2a_server.service import TaskService
 from a2a_server.skill import SkillRegistry
 
 SUPPORTED_VERSIONS = ("0.1", "0.2", "0.3", "1.0")
@@ -21,10 +22,12 @@ _VERSION = re.compile(r"^\s*(\d+)(?:\.(\d+))?(?:\.\d+)?\s*$")
 @dataclass
 class AppState:
     settings: Settings
-    engine: Engine
+    service: TaskService
     dispatcher: Dispatcher
     skills: SkillRegistry
     static_card: dict[str, Any]
+    # stops taking tasks and ends the running ones within the grace (seconds): see app.drain
+    drain: Callable[[float], Awaitable[None]] | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -11,10 +11,8 @@ A task submitted earlier replays what it has generated, then follows live.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import cast
 
 from sse_starlette import ServerSentEvent
 from starlette.requests import Request
@@ -22,33 +20,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from a2a_server import cursor
-from a2a_server.engine import Engine
 from a2a_server.errors import TaskNotFound
 from a2a_server.http.jsonrpc import dumps, json_response
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import app_state
 from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, TaskEvent, TaskState, TaskStatus
+from a2a_server.service import TaskService
 
 
-async def follow(engine: Engine, task_id: str, after: int = 0) -> AsyncGenerator[LoggedEvent, None]:
-    """The task's events after ``after`` until it settles, re-subscribing from the log when dropped.
-
-    ``Engine.events`` stops when this subscriber's bus buffer overflows (a slow client); the log still has
-    everything, so the stream goes on from the last event it delivered instead of ending early.
-    """
-    while True:
-        # not running before the log is read: the log is complete (the engine logs the settling event first)
-        complete = not engine.running(task_id)
-        progressed = settled = False
-        events = cast(AsyncGenerator[LoggedEvent, None], engine.events(task_id, after))
-        async with contextlib.aclosing(events):
-            async for logged in events:
-                progressed, settled, after = True, logged.event.settles, logged.id
-                yield logged
-        if settled or (complete and not progressed):
-            return
-        if not progressed:
-            await asyncio.sleep(0.05)  # dropped before the first event, or the bus closed (shutdown): never spin
+async def follow(service: TaskService, task_id: str, after: int = 0) -> AsyncGenerator[LoggedEvent, None]:
+    """The task's events after ``after`` until it settles; a slow reader catches up from the log instead of
+    ending early (``TaskService.events``). ``TaskNotFound`` if there is no such task."""
+    task = await service.get(task_id)
+    async with contextlib.aclosing(service.events(task, after)) as events:
+        async for logged in events:
+            yield logged
 
 
 def chunk_text(event: TaskEvent) -> str:
@@ -77,10 +63,10 @@ def _error(code: str, message: str, status: int) -> Response:
 
 async def task_stream(request: Request) -> Response:
     state = app_state(request)
-    engine = state.engine
+    service = state.service
     task_id = request.path_params["task_id"]
     try:
-        _, last = await engine.snapshot(task_id)
+        _, last = await service.snapshot(task_id)
     except TaskNotFound:
         return _error("task_not_found", f"Task not found: {task_id}", 404)
     after = 0
@@ -89,14 +75,14 @@ async def task_stream(request: Request) -> Response:
             after = cursor.parse(raw, task_id, last)
         except cursor.BadCursor as exc:
             return _error("invalid_last_event_id", str(exc), 400)
-    return sse_response(state.settings, _frames(engine, task_id, after), {"X-A2A-Task-Id": task_id})
+    return sse_response(state.settings, _frames(service, task_id, after), {"X-A2A-Task-Id": task_id})
 
 
-async def _frames(engine: Engine, task_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+async def _frames(service: TaskService, task_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
     last_id, final = after, None
-    engine.metrics.streams.inc()
+    service.metrics.streams.inc()
     try:
-        async with contextlib.aclosing(follow(engine, task_id, after)) as events:
+        async with contextlib.aclosing(follow(service, task_id, after)) as events:
             async for logged in events:
                 last_id, event = logged.id, logged.event
                 if text := chunk_text(event):
@@ -107,13 +93,13 @@ async def _frames(engine: Engine, task_id: str, after: int) -> AsyncIterator[Ser
                     final = ending(event.status)
         if final is None:
             # resumed after the settling event, or the server is shutting down: the stored task says how it ended
-            task = await engine.get(task_id)
+            task = await service.get(task_id)
             final = ending(task.status) or dumps(
                 {"error": "interrupted", "message": "the stream ended before the task; reconnect with Last-Event-ID"}
             )
         yield ServerSentEvent(data=final, id=cursor.sse_id(task_id, last_id))
     finally:
-        engine.metrics.streams.dec()
+        service.metrics.streams.dec()
 
 
 ROUTES: list[BaseRoute] = [Route("/a2a/tasks/{task_id}/stream", task_stream, methods=["GET"])]

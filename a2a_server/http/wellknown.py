@@ -35,7 +35,7 @@ async def agent_card(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    registry = app_state(request).engine.metrics
+    registry = app_state(request).service.metrics
     return Response(registry.render(), media_type=CONTENT_TYPE)
 
 

@@ -57,9 +57,13 @@ def _chat(message: Message, metadata: Mapping[str, Any]) -> list[dict[str, Any]]
     if message.text:
         turns.append({"role": "user", "content": message.text})
     if not all(isinstance(t, Mapping) and t.get("role") in ("system", "user", "assistant") for t in turns):
-        raise InvalidSkillParams("invalid data part 'messages': roles must be system, user or assistant")
+        raise InvalidSkillParams(
+            "invalid data part 'messages': roles must be system, user or assistant", param="messages"
+        )
     if not any(t.get("role") == "user" for t in turns):
-        raise InvalidSkillParams("nothing to answer: send text, or 'messages' with at least one user turn")
+        raise InvalidSkillParams(
+            "nothing to answer: send text, or 'messages' with at least one user turn", param="messages"
+        )
     return turns
 
 
@@ -86,13 +90,19 @@ class WordsSkill(BaseSkill):
     def _params(self, metadata: Mapping[str, Any]) -> tuple[_Model, int | None]:
         model = self._models.get(metadata.get("model") or "words")
         if model is None:
-            raise InvalidSkillParams(f"invalid parameter 'model': must be one of {', '.join(self._models)}")
+            raise InvalidSkillParams(
+                f"invalid parameter 'model': must be one of {', '.join(self._models)}", param="model"
+            )
         temp = metadata.get("temperature", 1)
         if isinstance(temp, bool) or not isinstance(temp, int | float) or not 0 <= temp <= 2:
-            raise InvalidSkillParams(f"invalid parameter 'temperature': must be a number in [0, 2], got {temp!r}")
+            raise InvalidSkillParams(
+                f"invalid parameter 'temperature': must be a number in [0, 2], got {temp!r}", param="temperature"
+            )
         limit = metadata.get("max_tokens")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise InvalidSkillParams(f"invalid parameter 'max_tokens': must be an integer >= 1, got {limit!r}")
+            raise InvalidSkillParams(
+                f"invalid parameter 'max_tokens': must be an integer >= 1, got {limit!r}", param="max_tokens"
+            )
         return model, limit
 
     def validate(self, message: Message, metadata: Mapping[str, Any]) -> None:
@@ -108,7 +118,11 @@ class WordsSkill(BaseSkill):
                 return
         if model.queue and model.lock.locked():
             if model.waiting:
-                yield Status(TaskState.REJECTED, f"queue full: {model.id} has 1 slot and 1 waiting place")
+                yield Status(
+                    TaskState.REJECTED,
+                    f"queue full: {model.id} has 1 slot and 1 waiting place",
+                    {"error": "queue_full"},
+                )
                 return
             model.waiting += 1
             try:

@@ -1,6 +1,6 @@
 """Every 0.1 and 0.3 answer validates against the published JSON schema of its version; the cards per generation.
 
-The schemas are ``../shared/reference/spec/a2a-v0.1.0.json`` and ``a2a-v0.3.0.json``; each answer is
+The schemas are ``tests/spec/a2a-v0.1.0.json`` and ``a2a-v0.3.0.json`` (vendored); each answer is
 validated against the response definition of its method (``SendTaskResponse``,
 ``SendStreamingMessageResponse``, …) and, for errors, against the specific error definition of
 its code where the schema has one. The 1.0 card has no JSON schema in the spec: its required and

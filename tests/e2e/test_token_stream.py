@@ -21,8 +21,8 @@ import pytest
 
 from a2a_server import Message, Part, Role, Settings, TaskState, create_app
 from a2a_server.dialects.base import SendRequest
-from a2a_server.engine import Engine
 from a2a_server.http.tokens import chunk_text, follow
+from a2a_server.service import TaskService
 from tests.conftest import ServerProcess, start_server, stop_server
 
 # Every wait here is bounded: a server bug must fail a test, never hang CI.
@@ -253,15 +253,18 @@ async def test_bad_last_event_id_is_400(http: httpx.AsyncClient, cursor: str) ->
 async def test_follow_outlasts_a_dropped_subscription() -> None:
     """Bug: ``Engine.events`` ends early when a reader falls a bus buffer behind, so a slow curl lost the end
     (and a reader dropped before its first event, of a task that then finished, got nothing at all).
-    Fix: ``follow`` re-subscribes from the log after the last event it delivered."""
+    Fix: ``follow`` (``TaskService.events``) follows again from the log after the last event it delivered."""
     app = create_app(Settings(skills=["echo"], subscriber_buffer=2, store="memory"))
     async with app.router.lifespan_context(app):
-        engine: Engine = app.state.a2a.engine
+        service: TaskService = app.state.a2a.service
         message = Message(role=Role.USER, parts=[Part.of_text(TEXT)])
-        task = await engine.submit(SendRequest(message, skill="echo"), "0.3")
-        events = follow(engine, task.id)
+        task = (await service.submit(SendRequest(message, skill="echo"), "0.3")).task
+        events = follow(service, task.id)
         first = await anext(events)  # subscribed; now fall behind while the whole task runs
-        assert (await engine.wait(task.id, TIMEOUT)).status.state == TaskState.COMPLETED
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while (await service.get(task.id)).status.state != TaskState.COMPLETED:
+            assert asyncio.get_running_loop().time() < deadline, "the task did not complete"
+            await asyncio.sleep(0.01)
         rest = [logged async for logged in events]
     logged = [first, *rest]
     assert "".join(chunk_text(e.event) for e in logged) == TEXT

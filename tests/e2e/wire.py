@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator  # type: ignore[import-untyped]  # no stubs in the dev extra
 
 JSON = dict[str, Any]
 
@@ -302,8 +302,8 @@ async def wait_for_state(
 
 # --------------------------------------------------------------------------- JSON schemas of 0.1 and 0.3
 
-# the published schemas live beside the repository (../shared/reference/spec); A2A_SPEC_DIR overrides
-SPEC_DIR = Path(os.environ.get("A2A_SPEC_DIR") or Path(__file__).resolve().parents[3] / "shared" / "reference" / "spec")
+# the published schemas, vendored in tests/spec (see its README); A2A_SPEC_DIR overrides
+SPEC_DIR = Path(os.environ.get("A2A_SPEC_DIR") or Path(__file__).resolve().parents[1] / "spec")
 SCHEMA_FILES = {"0.1": "a2a-v0.1.0.json", "0.3": "a2a-v0.3.0.json"}
 
 

@@ -1,4 +1,6 @@
-"""Fan-out of a task's logged events to its live subscribers.
+"""In-process fan-out of committed events to live subscribers: the live half of the memory and SQLite logs.
+
+One bus carries each task's events (keyed by task id), another the global order (one key).
 
 Contract of ``EventBus.subscribe``:
 - The subscriber sees every event published for its task after it subscribed, in publish order.
@@ -13,21 +15,24 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from types import TracebackType
+from typing import Any, Generic, TypeVar
 
-from a2a_server.model import LoggedEvent
+T = TypeVar("T")
 
 
-class Subscription:
-    def __init__(self, bus: EventBus, task_id: str, limit: int) -> None:
+class Subscription(Generic[T]):
+    def __init__(self, bus: EventBus[T], task_id: str, limit: int) -> None:
         self._bus = bus
         self.task_id = task_id
         self._limit = limit
-        self._buffer: deque[LoggedEvent] = deque()
+        self._buffer: deque[T] = deque()
         self._wakeup = asyncio.Event()
         self.dropped = False
         self.closed = False
+        # what the publisher attached to the newest item (the memory and SQLite logs: the task snapshot)
+        self.attachment: Any = None
 
-    def _push(self, event: LoggedEvent) -> bool:
+    def _push(self, event: T) -> bool:
         if len(self._buffer) >= self._limit:
             self.dropped = True
             self._buffer.clear()
@@ -46,11 +51,11 @@ class Subscription:
             await self._wakeup.wait()
         return not self.dropped
 
-    async def next(self) -> LoggedEvent | None:
+    async def next(self) -> T | None:
         """The next event, or None once dropped or closed."""
         return self._buffer.popleft() if await self._ready() else None
 
-    async def next_batch(self) -> list[LoggedEvent] | None:
+    async def next_batch(self) -> list[T] | None:
         """Every event buffered so far (waiting for one if there is none), or None once dropped or closed."""
         if not await self._ready():
             return None
@@ -64,7 +69,7 @@ class Subscription:
             self._wakeup.set()
             self._bus._detach(self)
 
-    async def __aenter__(self) -> Subscription:
+    async def __aenter__(self) -> Subscription[T]:
         return self
 
     async def __aexit__(
@@ -73,23 +78,29 @@ class Subscription:
         self.close()
 
 
-class EventBus:
+class EventBus(Generic[T]):
     def __init__(self, buffer_limit: int = 8192) -> None:
         self.buffer_limit = buffer_limit
-        self._subscribers: dict[str, list[Subscription]] = {}
+        self._subscribers: dict[str, list[Subscription[T]]] = {}
 
-    def subscribe(self, task_id: str) -> Subscription:
-        sub = Subscription(self, task_id, self.buffer_limit)
+    def subscribe(self, task_id: str) -> Subscription[T]:
+        sub: Subscription[T] = Subscription(self, task_id, self.buffer_limit)
         self._subscribers.setdefault(task_id, []).append(sub)
         return sub
 
-    def publish(self, task_id: str, event: LoggedEvent) -> None:
+    def publish(self, task_id: str, event: T, attachment: Any = None) -> None:
         subs = self._subscribers.get(task_id)
         if not subs:
             return
         for sub in list(subs):
+            if attachment is not None:
+                sub.attachment = attachment
             if not sub._push(event):
                 self._detach(sub)
+
+    def publish_many(self, task_id: str, events: list[T], attachment: Any = None) -> None:
+        for event in events:
+            self.publish(task_id, event, attachment)
 
     def subscriber_count(self, task_id: str | None = None) -> int:
         if task_id is not None:
@@ -101,7 +112,7 @@ class EventBus:
             for sub in list(subs):
                 sub.close()
 
-    def _detach(self, sub: Subscription) -> None:
+    def _detach(self, sub: Subscription[T]) -> None:
         subs = self._subscribers.get(sub.task_id)
         if subs is None:
             return

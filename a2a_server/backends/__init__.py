@@ -1,0 +1,87 @@
+"""The backends behind the ports; ``open_backend`` turns the ``--store`` setting into one.
+
+memory   everything in this process; nothing survives a restart (tests, demos)
+sqlite   the embedded default: tasks and logs in one file, queue and control in this process
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from a2a_server.backends.local import LocalControl, LocalQueue
+from a2a_server.backends.lock import StoreLock, StoreLocked
+from a2a_server.backends.memory import MemoryStore
+from a2a_server.backends.sqlite import SQLiteStore
+from a2a_server.ports import Control, EventLog, TaskQueue, TaskStore
+
+
+def default_sqlite_path() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "a2a-server" / "tasks.db"
+
+
+def store_path(url: str) -> Path | None:
+    """The SQLite file a ``--store`` value names, or None for the memory store."""
+    if url == "memory":
+        return None
+    if url in ("", "sqlite"):
+        return default_sqlite_path()
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        if path:
+            return Path(path)
+    raise ValueError(f"--store {url!r}: expected 'memory', 'sqlite' or 'sqlite:///path/to.db'")
+
+
+def roles_of(url: str) -> tuple[str, ...]:
+    """The ``--role`` values a store supports: the embedded ones keep the queue in the process, so one
+    process must be both the API and the worker."""
+    store_path(url)
+    return ("all",)
+
+
+@dataclass
+class Backend:
+    store: TaskStore
+    events: EventLog
+    queue: TaskQueue
+    control: Control
+    describe: str
+
+    async def close(self) -> None:
+        await self.queue.close()
+        await self.control.close()
+        await self.store.close()
+
+
+async def open_backend(url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0) -> Backend:
+    path = store_path(url)
+    store: MemoryStore | SQLiteStore
+    if path is None:
+        store, describe = MemoryStore(buffer_limit), "memory (nothing survives a restart)"
+    else:
+        store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit), str(path)
+    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe)
+
+
+def check_free(url: str) -> None:
+    """Raise ``StoreLocked`` now if another process holds the store (a clear error before the server binds)."""
+    path = store_path(url)
+    if path is not None:
+        with StoreLock(path):
+            pass
+
+
+__all__ = [
+    "Backend",
+    "MemoryStore",
+    "SQLiteStore",
+    "StoreLocked",
+    "check_free",
+    "default_sqlite_path",
+    "open_backend",
+    "roles_of",
+    "store_path",
+]

@@ -1,0 +1,74 @@
+"""GET /a2a/events: one stream of many tasks, for orchestrators (our extension; no A2A peer has it).
+
+Every event of every task that matches the query, in the global order of the log:
+``?contextId=`` ``&skill=`` ``&state=`` (the task's state at the time of the event, in any generation's
+spelling: ``working`` or the 1.0 enum name). Each frame is ``id: <global cursor>`` and ``data:`` a 1.0
+``StreamResponse`` (``statusUpdate`` / ``artifactUpdate`` / ``message``) that names its ``taskId``;
+``Last-Event-ID: <cursor>`` resumes exactly after that frame, across restarts too (the cursor is the log's
+own order). Keepalives as on every stream; a reader too slow for its buffer catches up from the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sse_starlette import ServerSentEvent
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from a2a_server.dialects import V10
+from a2a_server.dialects.v10 import STATE_IN
+from a2a_server.http.jsonrpc import dumps, json_response
+from a2a_server.http.sse import sse_response
+from a2a_server.http.state import app_state
+from a2a_server.model import TaskState
+from a2a_server.service import EventFilter, TaskService
+
+_QUERY = ("contextId", "skill", "state")
+
+
+def _bad(message: str) -> Response:
+    return json_response({"error": "invalid_request", "message": message}, 400)
+
+
+def _state(raw: str) -> TaskState | None:
+    name = raw.strip()
+    return STATE_IN.get(name) or next((s for s in TaskState if s.value == name.lower()), None)
+
+
+async def events(request: Request) -> Response:
+    state = app_state(request)
+    query = request.query_params
+    unknown = sorted(set(query) - set(_QUERY))
+    if unknown:
+        return _bad(f"unknown query parameter {unknown[0]!r}; /a2a/events takes {', '.join(_QUERY)}")
+    task_state = None
+    if (raw_state := query.get("state")) is not None:
+        task_state = _state(raw_state)
+        if task_state is None:
+            return _bad(f"state {raw_state!r} is not a task state; one of {', '.join(s.value for s in TaskState)}")
+    after = 0
+    if (raw := request.headers.get("last-event-id")) is not None and raw.strip():
+        if not raw.strip().isdigit():
+            return _bad(f"Last-Event-ID {raw!r} is not a cursor of /a2a/events (a non-negative integer)")
+        after = int(raw)
+    where = EventFilter(context_id=query.get("contextId"), skill=query.get("skill"), state=task_state)
+    return sse_response(state.settings, _frames(state.service, where, after))
+
+
+async def _frames(service: TaskService, where: EventFilter, after: int) -> AsyncIterator[bytes]:
+    service.metrics.streams.inc()
+    try:
+        async with contextlib.aclosing(service.follow_all(where, after)) as batches:
+            async for batch in batches:
+                # every event that is ready goes out in one write
+                yield b"".join(
+                    ServerSentEvent(data=dumps(V10.event(g.logged.event)), id=str(g.cursor)).encode() for g in batch
+                )
+    finally:
+        service.metrics.streams.dec()
+
+
+ROUTES: list[BaseRoute] = [Route("/a2a/events", events, methods=["GET"])]

@@ -1,0 +1,286 @@
+"""One run of a task: drives its skill, numbers nothing itself, writes every event through the EventLog.
+
+    claim ──► Run(task, lease epoch) ──► first skill event ──► Reply? ─yes─► MessageEvent, task completed
+                                         └─no──► status submitted (working when continuing), then each event
+              skill returns            ──► completed
+              skill yields settled Status ──► that state (input-required ends the run, not the task)
+              skill raises             ──► failed, with the error text
+              cancel requested         ──► canceled, keeping the metadata of the skill's last Status
+              a write is fenced (LeaseLost) ──► the run stops and writes nothing more: another runner has it
+
+Events are queued in an outbox and written one batch per loop tick (one transaction, with the task snapshot
+when a state changed): a skill never waits on the store per event. Execution is decoupled from HTTP: nothing
+here knows whether anyone is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from a2a_server.metrics import Metrics, RunClock
+from a2a_server.model import (
+    Artifact,
+    ArtifactEvent,
+    Message,
+    MessageEvent,
+    Part,
+    Role,
+    StatusEvent,
+    Task,
+    TaskEvent,
+    TaskState,
+    TaskStatus,
+    new_id,
+)
+from a2a_server.ports import EventLog, Lease, LeaseLost
+from a2a_server.skill import ArtifactOut, Reply, SkillContext, SkillEvent, Status, Token
+
+log = logging.getLogger("a2a_server.tasks")
+
+# a skill that outruns the store waits once this many of its events are queued
+_OUTBOX_LIMIT = 512
+
+
+@dataclass
+class Run:
+    task: Task
+    ctx: SkillContext
+    lease: Lease | None
+    events: EventLog
+    metrics: Metrics
+    max_events: int
+    # called once, synchronously, right after the settling event is committed (before anyone is told)
+    on_end: Callable[[Run], None]
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    job: asyncio.Task[None] | None = None
+    stopper: asyncio.Task[None] | None = None  # a requested cancel, held so that it is not collected
+    # the streamed text artifact of this run (Token events)
+    stream_artifact: Artifact | None = None
+    stream_chunks: list[str] = field(default_factory=list)
+    stream_index: int = 0
+    stream_closed: bool = False
+    clock: RunClock = field(default_factory=RunClock)
+    # set when the runner ends the run for its own reason (event cap, shutdown): the final status to use
+    abort: Status | None = None
+    # another runner took the task over: nothing more is written
+    fenced: bool = False
+    # the task is not stored yet: the first batch writes it (Job.create), in the same transaction
+    creating: bool = False
+    # id of the last event written; events queued for the next batch wait in ``outbox``
+    last_id: int = 0
+    queued_id: int = 0
+    outbox: list[TaskEvent] = field(default_factory=list)
+    save_pending: bool = False
+    flusher: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.queued_id = self.last_id
+
+    # -------------------------------------------------------------------- driving the skill
+
+    async def drive(self, events: AsyncIterator[SkillEvent], continuing: bool, opening: str | None = None) -> None:
+        """Iterate the skill to its end and write the final status. ``opening``: text of the first status
+        (a re-run says why it runs again)."""
+        final, started = Status(TaskState.COMPLETED), False
+        try:
+            async for ev in events:
+                if self.abort is not None:
+                    break
+                if not started:
+                    started = True
+                    if isinstance(ev, Reply) and not continuing and opening is None:
+                        await self._reply(ev)
+                        return
+                    await self._open(continuing, opening)
+                if isinstance(ev, Status):
+                    if ev.state.settled or self.ctx.cancelled.is_set():
+                        final = ev
+                        break
+                    await self.status(_status(ev.state, self._said(ev.text)), ev.metadata)
+                elif isinstance(ev, Token):
+                    await self._token(ev)
+                elif isinstance(ev, ArtifactOut):
+                    await self._artifact(ev.artifact, ev.append, ev.last_chunk)
+                else:
+                    final = Status(TaskState.COMPLETED)
+                    self.task.history.append(self._agent(ev.parts))
+                    break
+        except asyncio.CancelledError:
+            final = Status(TaskState.CANCELED, metadata=final.metadata)
+        except Exception as exc:  # a skill's bug fails its task, never the server
+            log.exception("task %s: skill %s raised", self.task.id, self.task.skill)
+            final = Status(TaskState.FAILED, text=f"{type(exc).__name__}: {exc}")
+        finally:
+            await _aclose(events)
+        if not started:
+            await self._open(continuing, opening)
+        if self.abort is not None:
+            final = Status(self.abort.state, self.abort.text, final.metadata)
+        elif self.ctx.cancelled.is_set():
+            final = Status(TaskState.CANCELED, final.text, final.metadata)
+        await self.finish(final)
+
+    async def _open(self, continuing: bool, opening: str | None) -> None:
+        """The run's first event, written when the skill's first one arrives (unless that is a direct reply)."""
+        state = TaskState.WORKING if continuing or opening else TaskState.SUBMITTED
+        await self.status(_status(state, self._said(opening)))
+
+    async def finish(self, final: Status) -> None:
+        if self.stream_artifact is not None and not self.stream_closed:
+            await self._token(Token("", last=True))
+        message = self._said(final.text)
+        if message is not None:
+            self.task.history.append(message)
+        if final.metadata:
+            self.task.metadata = {**(self.task.metadata or {}), **final.metadata}
+        await self.status(_status(final.state, message), final.metadata)
+
+    async def _reply(self, ev: Reply) -> None:
+        message = self._agent(ev.parts)
+        task = self.task
+        task.reply = message
+        task.history.append(message)
+        task.status = _status(TaskState.COMPLETED, message)
+        await self._publish(MessageEvent(task_id=task.id, context_id=task.context_id, message=message))
+
+    def _agent(self, parts: list[Part]) -> Message:
+        return Message(role=Role.AGENT, parts=parts, task_id=self.task.id, context_id=self.task.context_id)
+
+    def _said(self, text: str | None) -> Message | None:
+        """The agent message of a status that has text."""
+        return None if text is None else self._agent([Part.of_text(text)])
+
+    async def status(self, status: TaskStatus, metadata: dict[str, Any] | None = None) -> None:
+        task = self.task
+        if status.state != task.status.state:
+            log.info("task %s [%s] %s -> %s", task.id, task.skill, task.status.state.value, status.state.value)
+        task.status = status
+        event = StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata)
+        # the snapshot is written with the state changes that matter after a crash, in the event's transaction
+        await self._publish(event, save=status.state.settled or status.state == TaskState.WORKING)
+
+    async def _token(self, ev: Token) -> None:
+        art = self.stream_artifact
+        append = art is not None
+        if art is None:
+            art = self.stream_artifact = Artifact(artifact_id=new_id(), name="output", parts=[Part.of_text("")])
+            self.stream_index = len(self.task.artifacts)
+            self.task.artifacts.append(art)
+        # joined only when someone looks (sync): appending to the part's text each time is O(n²)
+        self.stream_chunks.append(ev.text)
+        self.stream_closed = ev.last
+        if ev.text:
+            ttft = self.clock.token()
+            self.metrics.token_counter(self.task.skill).inc()
+            if ttft is not None:
+                self.metrics.ttft_histogram(self.task.skill).observe(ttft)
+        chunk = Artifact(artifact_id=art.artifact_id, name=art.name, parts=[Part.of_text(ev.text)])
+        await self._publish(self._artifact_event(chunk, append, ev.last, self.stream_index))
+
+    async def _artifact(self, artifact: Artifact, append: bool, last_chunk: bool) -> None:
+        artifacts = self.task.artifacts
+        index = next((i for i, a in enumerate(artifacts) if a.artifact_id == artifact.artifact_id), None)
+        if index is None:
+            index = len(artifacts)
+            artifacts.append(artifact.model_copy(deep=True))
+        elif append:
+            artifacts[index].parts.extend(artifact.parts)
+        else:
+            artifacts[index].parts = list(artifact.parts)
+        await self._publish(self._artifact_event(artifact, append, last_chunk, index))
+
+    def _artifact_event(self, artifact: Artifact, append: bool, last_chunk: bool, index: int) -> ArtifactEvent:
+        task = self.task
+        return ArtifactEvent(
+            task_id=task.id, context_id=task.context_id, artifact=artifact, append=append, last_chunk=last_chunk,
+            index=index,
+        )  # fmt: skip
+
+    # -------------------------------------------------------------------- writing
+
+    async def _publish(self, event: TaskEvent, save: bool = False) -> None:
+        """Queue ``event`` for the task's log. Events queued in one loop tick are written in one batch
+        (one transaction), then fanned out in order by the log: a skill never waits for the store per event.
+
+        Waits only when the outbox is full (a skill outrunning the store) or when the event settles
+        the task (the run ends once all of it is written).
+        """
+        self.outbox.append(event)
+        self.save_pending = self.save_pending or save or event.settles
+        self.queued_id += 1
+        # keep room for the closing chunk and the final status
+        if self.queued_id >= self.max_events - 2 and self.abort is None and not event.settles:
+            self.abort = Status(TaskState.FAILED, f"the task reached the event log limit of {self.max_events} events")
+            self.ctx.cancelled.set()
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        if event.settles or len(self.outbox) >= _OUTBOX_LIMIT:
+            while not self.flusher.done():
+                await asyncio.shield(self.flusher)
+
+    async def _flush(self) -> None:
+        task_id = self.task.id
+        while self.outbox:
+            batch, self.outbox = self.outbox, []
+            save, self.save_pending = self.save_pending, False
+            logged = []
+            if not self.fenced:
+                try:
+                    creating, self.creating = self.creating, False
+                    snapshot = self.sync() if save or creating else None
+                    logged = await self.events.append_many(
+                        task_id, batch, snapshot=snapshot, epoch=self.task.epoch, create=creating
+                    )
+                except LeaseLost as exc:
+                    log.warning("task %s: stopped writing, another runner holds it now (%s)", task_id, exc)
+                    self._stop_writing(None)
+                except Exception as exc:  # a full disk must not wedge the task: end it, keep the server
+                    log.exception("task %s: the store failed to write %d events", task_id, len(batch))
+                    self._stop_writing(Status(TaskState.FAILED, f"the task store failed: {exc}"))
+            self.metrics.events.inc(len(logged))
+            if logged:
+                self.last_id = logged[-1].id
+            if any(e.settles for e in batch):
+                self.on_end(self)
+
+    def _stop_writing(self, abort: Status | None) -> None:
+        if abort is None:
+            self.fenced = True
+        elif self.abort is None:
+            self.abort = abort
+        self.ctx.cancelled.set()
+
+    def sync(self) -> Task:
+        """The run's task with its streamed text artifact brought up to date."""
+        if self.stream_artifact is not None:
+            self.stream_artifact.parts[0].text = "".join(self.stream_chunks)
+        return self.task
+
+    async def stop(self, grace: float, abort: Status | None = None) -> None:
+        """Ask the skill to stop; past ``grace`` seconds cancel it (CancelledError in the skill)."""
+        if abort is not None and self.abort is None:
+            self.abort = abort
+        self.ctx.cancelled.set()
+        if self.job is None:
+            return
+        _, pending = await asyncio.wait({self.job}, timeout=grace)
+        if pending:
+            self.job.cancel()
+            await asyncio.wait({self.job})
+
+
+def _status(state: TaskState, message: Message | None = None) -> TaskStatus:
+    return TaskStatus(state=state, message=message)
+
+
+async def _aclose(events: AsyncIterator[SkillEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # a skill's cleanup bug must not hide the task's outcome
+            log.exception("skill generator raised while closing")

@@ -1,0 +1,224 @@
+"""The worker side: claim queued jobs, run their skills, heartbeat the leases, obey Control.
+
+    TaskQueue.claim ─► lease ─► (redelivered? take the task over: new epoch, "requeued after worker loss")
+                  ─► Run.drive(skill.run(ctx)) ─► EventLog.append_many … final status ─► TaskQueue.ack
+    Control.cancel ─► on_cancel ─► Run.stop(cancel_grace) ─► final status canceled
+
+Recovery after a crash is lease expiry: a job whose runner stopped heartbeating is claimed again. The
+embedded backends hold their store under an OS lock, so at start-up every lease of a previous process has
+expired by definition; ``recover`` puts its unsettled tasks back on the queue (rerunnable skills) or ends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from a2a_server.errors import TaskNotFound
+from a2a_server.metrics import Metrics
+from a2a_server.model import Message, Part, Role, StatusEvent, Task, TaskState, TaskStatus, new_id
+from a2a_server.ports import Control, EventLog, Job, Lease, LeaseLost, TaskQueue, TaskStore
+from a2a_server.runner.run import Run
+from a2a_server.skill import SkillContext, SkillEvent, SkillRegistry, Status
+
+log = logging.getLogger("a2a_server.tasks")
+
+REQUEUED = "requeued after worker loss"
+INTERRUPTED = "interrupted by server restart"
+
+
+class Runner:
+    def __init__(
+        self,
+        store: TaskStore,
+        events: EventLog,
+        queue: TaskQueue,
+        control: Control,
+        skills: SkillRegistry,
+        *,
+        metrics: Metrics | None = None,
+        cancel_grace: float = 2.0,
+        max_events: int = 100_000,
+        lease_seconds: float = 30.0,
+        history_turns: int = 1000,
+    ) -> None:
+        self.store, self.events, self.queue, self.control, self.skills = store, events, queue, control, skills
+        self.metrics = metrics or Metrics()
+        self.cancel_grace = cancel_grace
+        self.max_events = max(max_events, 4)
+        self.lease_seconds = lease_seconds
+        self.history_turns = history_turns
+        self.worker = new_id()[:12]
+        self._runs: dict[str, Run] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._closing = False
+        for skill in skills:
+            depth = getattr(skill, "queue_depth", None)
+            self.metrics.probe_queue(skill.name, _depth(queue, skill.name, depth if callable(depth) else None))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._loops = [asyncio.create_task(self._claim_forever()), asyncio.create_task(self._heartbeat_forever())]
+
+    async def _claim_forever(self) -> None:
+        names = self.skills.names()
+        while not self._closing:
+            lease = await self.queue.claim(names, self.worker)
+            try:
+                await self._start(lease)
+            except Exception:  # one bad job must not stop the runner
+                log.exception("task %s: could not start its run", lease.job.task_id)
+
+    async def _heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            for run in list(self._runs.values()):
+                if run.lease is None:
+                    continue
+                try:
+                    await self.queue.heartbeat(run.lease)
+                except LeaseLost:
+                    log.warning("task %s: its lease went to another runner; stopping it here", run.task.id)
+                    run.fenced = True
+                    run.ctx.cancelled.set()
+
+    async def close(self, grace: float) -> None:
+        """Claim nothing more, give running tasks ``grace`` seconds, then end the rest as failed."""
+        self._closing = True
+        for loop in self._loops:
+            loop.cancel()
+        runs = list(self._runs.values())
+        jobs = {r.job for r in runs if r.job is not None}
+        if jobs:
+            _, pending = await asyncio.wait(jobs, timeout=grace)
+            interrupted = Status(TaskState.FAILED, "interrupted by server shutdown")
+            await asyncio.gather(*(r.stop(0.5, interrupted) for r in runs if r.job in pending))
+
+    # ------------------------------------------------------------------ one job
+
+    async def _start(self, lease: Lease) -> None:
+        job = lease.job
+        redelivered = lease.deliveries > 1 or job.rerun
+        task, epoch, creating = job.task, job.epoch, job.create
+        if redelivered or task is None:
+            try:  # fence the earlier holder off before reading what it left
+                epoch = await self.store.take_over(job.task_id) if redelivered else job.epoch
+                task, creating = await self.store.get(job.task_id), False
+            except TaskNotFound:  # a job whose task was never written (its first runner wrote nothing)
+                pass
+        if task is None or task.status.state.terminal:
+            await self.queue.ack(lease)  # canceled (or purged) before any runner got to it
+            return
+        task.epoch = epoch
+        last_id = 0 if creating else await self.events.last_event_id(task.id)
+        skill = self.skills.find(task.skill)
+        prior = await self._context_history(task) if job.with_context else []
+        ctx = SkillContext(task.id, task.context_id, task.history[-1], prior + task.history[:-1], job.metadata)
+        run = self._new_run(task, ctx, lease, last_id)
+        run.creating = creating
+        if skill is None:
+            await run.finish(Status(TaskState.FAILED, f"the skill {task.skill!r} is not enabled on this worker"))
+            await self._ack(run)
+            return
+        opening = REQUEUED if redelivered else None
+        if redelivered:
+            log.info("task %s [%s] %s (delivery %d)", task.id, task.skill, REQUEUED, lease.deliveries)
+        run.job = asyncio.create_task(self._run(run, skill.run(ctx), last_id > 0, opening))
+
+    async def _run(self, run: Run, events: AsyncIterator[SkillEvent], continuing: bool, opening: str | None) -> None:
+        await run.drive(events, continuing, opening)
+        await self._ack(run)
+
+    async def _ack(self, run: Run) -> None:
+        # acked only once the final event is committed; a fenced run's entry belongs to another runner now
+        if run.lease is not None and not run.fenced:
+            try:
+                await self.queue.ack(run.lease)
+            except Exception:  # the job is handed out again and its re-run sees the task final: no harm
+                log.exception("task %s: the queue refused the ack", run.task.id)
+
+    def _new_run(self, task: Task, ctx: SkillContext, lease: Lease | None, last_id: int) -> Run:
+        run = Run(task, ctx, lease, self.events, self.metrics, self.max_events, self._end, last_id=last_id)
+        self._runs[task.id] = run
+        self.control.watch(task.id, self._on_cancel(run))
+        self.metrics.active.set(len(self._runs))
+        return run
+
+    def _on_cancel(self, run: Run) -> Callable[[], None]:
+        def cancel() -> None:
+            run.ctx.cancelled.set()
+            # past the grace the skill is cancelled; the task keeps a reference so it is not collected
+            run.stopper = asyncio.create_task(run.stop(self.cancel_grace))
+
+        return cancel
+
+    def _end(self, run: Run) -> None:
+        if self._runs.get(run.task.id) is run:  # not a newer run of the same task (a follow-up message)
+            del self._runs[run.task.id]
+            self.control.unwatch(run.task.id)
+        run.settled.set()
+        self.metrics.active.set(len(self._runs))
+        state = run.task.status.state
+        if state.terminal:
+            self.metrics.task_counter(run.task.skill, state.value).inc()
+        rate = run.clock.rate()
+        if rate is not None:
+            self.metrics.tps.labels(run.task.skill).observe(rate)
+
+    async def _context_history(self, task: Task) -> list[Message]:
+        """The messages of the context's earlier tasks of the same owner, oldest first (a conversation)."""
+        tasks: list[Task] = []
+        token: str | None = None
+        while len(tasks) < self.history_turns:
+            page = await self.store.list(owner=task.owner, context_id=task.context_id, page_size=100, page_token=token)
+            tasks.extend(t for t in page.tasks if t.id != task.id)
+            token = page.next_page_token
+            if not token:
+                break
+        return [m for t in reversed(tasks) for m in [*t.history, *_answer(t)]]
+
+    # ------------------------------------------------------------------ what the service may ask
+
+    def live(self, task_id: str) -> tuple[Task, int] | None:
+        """``LiveView``: a task running here as it is now, with the id of the last event it reflects."""
+        run = self._runs.get(task_id)
+        # queued events get exactly the next ids and are already reflected in the live task
+        return None if run is None else (run.sync(), run.queued_id)
+
+    def running(self) -> int:
+        return len(self._runs)
+
+    async def recover(self) -> None:
+        """After a restart: every task a dead process left unsettled goes back on the queue if its skill can
+        run it again, else it ends failed. (Its lease died with that process: see the module docstring.)"""
+        for task in await self.store.unsettled():
+            skill = self.skills.find(task.skill)
+            if skill is not None and getattr(skill, "rerunnable", False):
+                await self.queue.put(Job(task.id, task.skill, task.epoch, rerun=True))
+                continue
+            task.epoch = await self.store.take_over(task.id)
+            said = _agent(task, INTERRUPTED)
+            task.status = TaskStatus(state=TaskState.FAILED, message=said)
+            task.history.append(said)
+            event = StatusEvent(task_id=task.id, context_id=task.context_id, status=task.status)
+            await self.events.append_many(task.id, [event], snapshot=task, epoch=task.epoch)
+            log.info("task %s [%s] failed: %s", task.id, task.skill, INTERRUPTED)
+
+
+def _agent(task: Task, text: str) -> Message:
+    return Message(role=Role.AGENT, parts=[Part.of_text(text)], task_id=task.id, context_id=task.context_id)
+
+
+def _answer(task: Task) -> list[Message]:
+    """A finished task's text output as the agent's turn of the conversation (history holds only messages)."""
+    text = "".join(p.text or "" for a in task.artifacts for p in a.parts if p.kind == "text")
+    if not text.strip() or not task.status.state.terminal:
+        return []
+    return [_agent(task, text)]
+
+
+def _depth(queue: TaskQueue, skill: str, inner: Callable[[], int] | None) -> Callable[[], int]:
+    """Jobs waiting for a runner plus, when the skill queues internally (model instances), its own waiters."""
+    return lambda: queue.depth(skill) + (inner() if inner is not None else 0)
