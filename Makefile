@@ -27,13 +27,13 @@ serve: $(STAMP) ## run the server on $(HOST):$(PORT) with the default skills and
 
 test: $(STAMP) ## install what the suite needs (incl. Debian chromium), then ruff, mypy --strict and the whole suite
 	bash scripts/install-browser
-	$(BIN)/ruff check a2a_server skills tests bench
+	$(BIN)/ruff check a2a_server a2a_client skills tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --explicit-package-bases tests
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP) ## ruff
-	$(BIN)/ruff check a2a_server skills tests bench
+	$(BIN)/ruff check a2a_server a2a_client skills tests bench
 
 typecheck: $(STAMP) ## mypy --strict over the package, the skills and the tests
 	$(BIN)/mypy

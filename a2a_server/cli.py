@@ -20,7 +20,6 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import FrameType
@@ -97,12 +96,6 @@ def main(argv: list[str] | None = None) -> int:
     for listed in ("skills", "cors_origins"):
         if overrides.get(listed):
             overrides[listed] = [s.strip() for s in overrides[listed].split(",") if s.strip()]
-    if overrides.get("role") is not None and "role" not in {f.name for f in fields(Settings)}:
-        # a core without roles runs them all in one process: "all" is what it does anyway
-        if overrides["role"] != "all":
-            print(f"a2a-server: --role {overrides['role']}: this build runs every role in one process", file=sys.stderr)
-            return 2
-        del overrides["role"]
     try:
         settings = Settings.from_env(**overrides)
     except ValueError as exc:
@@ -129,22 +122,16 @@ def _card(settings: Settings, version: str | None) -> int:
 def _serve(settings: Settings) -> int:
     import uvicorn
 
-    from a2a_server import app as composition
+    from a2a_server.app import StartupError, create_app, drain, preflight
     from a2a_server.skill import UnknownSkill
 
-    # a core with preflight checks, before anything binds or starts, what would fail later (a --role
-    # the store cannot serve, the store in use by another server) and says so in one message
-    declared = getattr(composition, "StartupError", None)
-    startup_errors: tuple[type[BaseException], ...] = (
-        (declared,) if isinstance(declared, type) and issubclass(declared, BaseException) else ()
-    )
-    preflight = getattr(composition, "preflight", None)
+    # before anything binds or starts: what would fail later (a --role the store cannot serve, the store in
+    # use by another server) is said in one message
     try:
-        if preflight is not None:
-            preflight(settings)
+        preflight(settings)
         # before anything else that may print: a taken port is then the first and last thing the user reads
         sockets = _listen(settings.host, settings.port)
-    except startup_errors as exc:
+    except StartupError as exc:
         print(f"a2a-server: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -153,8 +140,8 @@ def _serve(settings: Settings) -> int:
     listener = _log_in_background(settings.log_level)
     try:
         try:
-            app = composition.create_app(settings)
-        except startup_errors as exc:
+            app = create_app(settings)
+        except StartupError as exc:
             print(f"a2a-server: {exc}", file=sys.stderr)
             return 1
         except (UnknownSkill, ValueError, TypeError) as exc:
@@ -168,7 +155,7 @@ def _serve(settings: Settings) -> int:
             timeout_graceful_shutdown=5,  # after the drain: time for the last frames to leave
             access_log=False,
         )
-        _server(config, lambda grace: composition.drain(app, grace), settings.shutdown_grace).run(sockets=sockets)
+        _server(config, lambda grace: drain(app, grace), settings.shutdown_grace).run(sockets=sockets)
     finally:
         listener.stop()
         for sock in sockets:
