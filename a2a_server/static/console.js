@@ -93,12 +93,13 @@ function paint(r, turn) {
   transcript.reveal();
 }
 
-function startRun(turn) {
+/** `opening`: "sending" for a send, "connecting" for a watch, until the first frame names the state. */
+function startRun(turn, opening = "sending") {
   run?.abort();
   run = new Run(viewFor(turn));
   showError(null);
   showNotice(null);
-  showState("sending");
+  showState(opening);
   ui.taskId.textContent = "—";
   log.clear();
   ui.turns.setAttribute("aria-busy", "true");
@@ -186,11 +187,13 @@ async function onCancel() {
 
 /** Shows the task's whole context as the conversation; a task still running is watched to its end. */
 async function openTask(taskId) {
+  showState("opening");
   let task;
   try {
     task = await call("GetTask", { id: taskId });
   } catch (err) {
     showError(`Could not open task ${taskId}: ${err.message}`);
+    showState(run?.settled === false ? runStateName(run) : "idle");
     return;
   }
   let turns = [task];
@@ -221,7 +224,7 @@ async function openTask(taskId) {
     shown.get(task.id).li.scrollIntoView({ block: "nearest" });
     return;
   }
-  const current = startRun(shown.get(live.id));
+  const current = startRun(shown.get(live.id), "connecting");
   log.add("watch", null, `SubscribeToTask ${live.id}`);
   await current.follow(rpc("SubscribeToTask", { id: live.id }));
 }

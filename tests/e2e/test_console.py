@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,11 +53,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 15_000
-STREAMING_STATES = {"sending", "submitted", "working"}
+STREAMING_STATES = {"opening", "connecting", "sending", "submitted", "working"}
 
 # The page's own state, read in one evaluation so text and state are sampled at the same instant.
 READ_PAGE = """() => ({
-    text: document.getElementById('output').textContent,
+    text: document.getElementById('output')?.textContent ?? '',
     state: document.getElementById('state').dataset.state,
     error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
 })"""
@@ -153,6 +156,32 @@ def get_task(url: str, task_id: str) -> dict[str, Any]:
     assert "result" in answer, answer
     task: dict[str, Any] = answer["result"]
     return task
+
+
+def send_in_background(url: str, prompt: str, delay_ms: int) -> tuple[threading.Thread, dict[str, str]]:
+    """Another client's streaming send, read to its end in a thread; ``seen["task"]`` once the task exists."""
+    seen: dict[str, str] = {}
+    started = threading.Event()
+
+    def read() -> None:
+        message = {
+            "messageId": uuid.uuid4().hex,
+            "role": "ROLE_USER",
+            "parts": [{"text": prompt}],
+            "metadata": {"skill": "echo", "delay_ms": delay_ms},
+        }
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": {"message": message}}
+        headers = {"A2A-Version": "1.0", "Accept": "text/event-stream"}
+        with httpx.stream("POST", url + "/a2a", json=body, headers=headers, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:") and '"task"' in line and "task" not in seen:
+                    seen["task"] = json.loads(line[5:])["result"]["task"]["id"]
+                    started.set()
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    assert started.wait(15), "the background send never answered with a task"
+    return thread, seen
 
 
 async def test_the_page_loads_the_card_and_shows_the_right_fields(server: ServerProcess, page: Page) -> None:
