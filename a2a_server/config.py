@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_SKILLS = ["echo", "conformance", "inference"]
+CARD_DEFAULTS = ("0.3", "1.0")
 
 
 @dataclass
@@ -29,6 +30,9 @@ class Settings:
     # end a send to a client that stopped reading after this long (sse-starlette send_timeout)
     send_timeout: float = 30.0
     card_max_age: int = 300
+    # the card a request without A2A-Version gets at agent-card.json: "0.3" (the 0.3 card plus
+    # supportedInterfaces, which 0.3 clients, who never send the header, need) or "1.0" (the strict 1.0 card)
+    card_default: str = "0.3"
     log_level: str = "info"
     # "sqlite" (a file in the user's data directory), "sqlite:///path/to.db" or "memory"
     store: str = "sqlite"
@@ -44,6 +48,10 @@ class Settings:
     lease_seconds: float = 30.0
     # CORS allow-list; empty = CORS off
     cors_origins: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.card_default not in CARD_DEFAULTS:
+            raise ValueError(f"card_default must be one of {', '.join(CARD_DEFAULTS)}, got {self.card_default!r}")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:

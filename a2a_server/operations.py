@@ -6,7 +6,8 @@ after dispatch (so validation errors still come back as plain JSON-RPC responses
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from a2a_server.errors import (
     UnsupportedOperation,
 )
 from a2a_server.methods import Op
-from a2a_server.model import MessageEvent, StatusEvent, TaskState
+from a2a_server.model import LoggedEvent, MessageEvent, StatusEvent, TaskState
 from a2a_server.service import ANONYMOUS, TaskFollow, TaskService
 
 
@@ -30,7 +31,8 @@ class Call:
     """What the transport knows about one request, beyond its params."""
 
     version: str | None = None  # normalized A2A-Version ("0.1", "0.2", "0.3", "1.0")
-    stream_path: bool = False  # POST /a2a/stream: task-creating methods stream
+    # POST /a2a/stream, or a request that asked for SSE (Accept: text/event-stream): task-creating methods stream
+    stream_path: bool = False
     last_event_id: str | None = None  # the raw Last-Event-ID header (see cursor.py)
     version_error: str | None = None  # an A2A-Version we do not speak: every request gets -32009
     blocking_timeout: float = 60.0
@@ -48,6 +50,14 @@ class StreamPlan:
     snapshot: JSON | None = None
     # the snapshot replaces the run's opening ``submitted`` status (new tasks) instead of preceding it
     snapshot_replaces_submitted: bool = False
+    # instead of ``follow``: the task's events through every turn until it is terminal (1.0 SubscribeToTask)
+    turns: AsyncGenerator[list[LoggedEvent], None] | None = None
+
+
+def wants_stream(call: Call, params: Any) -> bool:
+    """Whether a task-creating request is answered with its stream: the stream path or ``Accept``, or a job-style
+    ``"stream": true`` in its params."""
+    return call.stream_path or (isinstance(params, dict) and params.get("stream") is True)
 
 
 Handler = Callable[[TaskService, Call, Dialect, Any], Awaitable["JSON | StreamPlan"]]
@@ -55,7 +65,7 @@ Handler = Callable[[TaskService, Call, Dialect, Any], Awaitable["JSON | StreamPl
 
 async def send(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     req = dialect.parse_send(params)
-    if call.stream_path:
+    if wants_stream(call, params):
         return await _open_stream(service, call, dialect, req)
     timeout = call.blocking_timeout
     task = await service.send(req, dialect.version, blocking=req.blocking, timeout=timeout, owner=call.owner)
@@ -101,6 +111,9 @@ async def resubscribe(service: TaskService, call: Call, dialect: Dialect, params
             {"taskId": task.id},
         )
     snapshot = dialect.stream_item(task)
+    if dialect is V10:
+        # 1.0: the stream closes only at a terminal state, so it stays open through an input-required turn
+        return StreamPlan(dialect, task.id, last, None, snapshot, turns=service.turns(task, last))
     follower = None if task.status.state.settled else service.follow(task, last)
     return StreamPlan(dialect, task.id, last, follower, snapshot)
 
@@ -147,22 +160,27 @@ HANDLERS: dict[Op, Handler] = {
 async def frames(plan: StreamPlan) -> AsyncIterator[list[tuple[int, JSON]]]:
     """Batches of (event id, JSON-RPC result) of one stream, in order; ends after the settling event.
     Closes the plan's follower."""
+    if plan.turns is not None:
+        async with contextlib.aclosing(plan.turns) as turns:
+            async for batch in _frames(plan, turns):
+                yield batch
+        return
     if plan.follow is None:
         if plan.snapshot is not None:
             yield [(plan.after, plan.snapshot)]
         return
     async with plan.follow as follower:
-        async for batch in _frames(plan, follower):
+        async for batch in _frames(plan, follower.batches()):
             yield batch
 
 
-async def _frames(plan: StreamPlan, follower: TaskFollow) -> AsyncIterator[list[tuple[int, JSON]]]:
+async def _frames(plan: StreamPlan, batches: AsyncIterator[list[LoggedEvent]]) -> AsyncIterator[list[tuple[int, JSON]]]:
     dialect, pending = plan.dialect, plan.snapshot
     if pending is not None and not plan.snapshot_replaces_submitted:
         # a re-attached stream opens with the task as it is now, without waiting for its next event
         yield [(plan.after, pending)]
         pending = None
-    async for batch in follower.batches():
+    async for batch in batches:
         out: list[tuple[int, JSON]] = []
         for le in batch:
             if pending is not None:

@@ -33,7 +33,7 @@ from a2a_server.errors import (
     MethodNotFound,
 )
 from a2a_server.methods import METHODS, MethodSpec
-from a2a_server.operations import HANDLERS, Call, StreamPlan
+from a2a_server.operations import HANDLERS, Call, StreamPlan, wants_stream
 from a2a_server.service import TaskService
 
 log = logging.getLogger("a2a_server.rpc")
@@ -42,11 +42,12 @@ JSON = dict[str, Any]
 
 
 class Streamed:
-    """A single request whose answer is an SSE stream."""
+    """A single request whose answer is an SSE stream: a plan's events, or (``plan`` None) one error event."""
 
-    def __init__(self, request_id: Any, plan: StreamPlan) -> None:
+    def __init__(self, request_id: Any, plan: StreamPlan | None, error: JSON | None = None) -> None:
         self.request_id = request_id
         self.plan = plan
+        self.error = error
 
 
 def error_response(dialect: Dialect, code: int, message: str, request_id: Any = None, details: Any = None) -> JSON:
@@ -102,8 +103,15 @@ class Dispatcher:
             return error_response(dialect, code, message, request_id)
         if call.version_error is not None:
             return error_response(V10, VERSION_NOT_SUPPORTED, call.version_error, request_id)
+        if "id" not in item:
+            # A2A defines no notifications: running one silently would start a task nobody can find
+            message = f"Invalid request: 'id' is required (A2A has no notifications); {item['method']!r} was not run"
+            return error_response(dialect, INVALID_REQUEST, message)
         spec = METHODS.get(item["method"])
-        if in_batch and spec is not None and (spec.streaming or (call.stream_path and spec.creates_task)):
+        streams = spec is not None and (
+            spec.streaming or (spec.creates_task and wants_stream(call, item.get("params")))
+        )
+        if in_batch and spec is not None and streams:
             return error_response(
                 dialect, INVALID_REQUEST, f"Invalid request: {spec.name} streams and cannot be batched", request_id
             )
@@ -113,7 +121,13 @@ class Dispatcher:
         request, result = await dispatch_request(self._methods, call, create_request(item))
         if request.id is NOID:
             return None
-        response = to_response(request, result)
+        answer = self._answer(to_response(request, result), dialect)
+        if streams and isinstance(answer, dict) and "error" in answer and dialect is not V10 and not in_batch:
+            # 0.x clients read a streaming method's answer as SSE, errors included (the 1.0 suite takes either)
+            return Streamed(answer["id"], None, answer)
+        return answer
+
+    def _answer(self, response: Any, dialect: Dialect) -> JSON | Streamed:
         # an oslash Either: Right carries _value (success), Left carries _error
         value = getattr(response, "_value", None) or getattr(response, "_error", None)
         if isinstance(value, SuccessResponse):

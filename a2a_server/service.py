@@ -19,6 +19,7 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import (
@@ -30,7 +31,7 @@ from a2a_server.errors import (
     UnsupportedOperation,
 )
 from a2a_server.metrics import Metrics
-from a2a_server.model import LoggedEvent, StatusEvent, Task, TaskState, TaskStatus, new_id
+from a2a_server.model import LoggedEvent, Message, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import (
     Control,
     EventFilter,
@@ -57,6 +58,18 @@ ANONYMOUS = "anonymous"
 _STORE_WAIT = 0.5
 # a cancel looks for the task's runner this many times (10 ms apart) before it ends the task itself
 _CANCEL_ROUNDS = 5
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """Delivers a message to the run of a task that is still running (a skill with ``accepts_followups``).
+
+    In-process the runner is the inbox; a Redis backend would carry the message to the runner that holds the
+    task (this belongs with the ports once a second implementation exists)."""
+
+    def deliver(self, task_id: str, message: Message) -> bool:
+        """Hand ``message`` to the task's run; False when no run of it is here (or it has ended)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -86,6 +99,8 @@ class TaskService:
         self.store, self.event_log, self.queue, self.control, self.skills = store, events, queue, control, skills
         self.metrics = metrics or Metrics()
         self.live = live
+        # the co-located runner takes follow-up messages for the tasks it runs (a remote runner: not yet)
+        self.inbox = live if isinstance(live, Inbox) else None
         self.cancel_grace = cancel_grace
         self.closing = False
 
@@ -101,8 +116,11 @@ class TaskService:
             raise ShuttingDown()
         existing = await self.store.get(req.task_id, owner=owner) if req.task_id else None
         if existing is not None:
+            skill = self._skill(existing.skill)
+            if not existing.status.state.settled and getattr(skill, "accepts_followups", False):
+                return await self._follow_up(existing, skill, req, follow)
             _continuable(existing)
-            task, skill = existing, self._skill(existing.skill)
+            task = existing
         elif req.task_id and not req.client_task_id:
             raise TaskNotFound(req.task_id)
         else:
@@ -116,10 +134,7 @@ class TaskService:
                 owner=owner,
                 epoch=1,  # the epoch of the first delivery: it writes without a take-over
             )
-        try:
-            skill.validate(req.message, req.metadata)
-        except InvalidSkillParams as exc:
-            raise InvalidParams(f"Invalid params: {exc}", param=exc.param, cause=exc.reason) from None
+        _validate(skill, req)
         req.message.task_id, req.message.context_id = task.id, task.context_id
         task.history.append(req.message)
         after, deferred = 0, False
@@ -142,6 +157,25 @@ class TaskService:
             await self._stored(task)
             follower, deferred = None, False
         return Submitted(task, follower, after, deferred)
+
+    async def _follow_up(self, stored: Task, skill: Skill, req: SendRequest, follow: bool) -> Submitted:
+        """A message for a task that is still running, to a skill that takes follow-ups: into its run's inbox."""
+        _validate(skill, req)
+        live = self.live.live(stored.id) if self.live is not None else None
+        if live is None or self.inbox is None:
+            raise TaskBusy(f"Task {stored.id} is {stored.status.state.value} but not running on this server yet; "
+                           "send the message again in a moment")  # fmt: skip
+        task, last = live
+        req.message.task_id, req.message.context_id = task.id, task.context_id
+        # subscribed before the message is delivered (and with no await since ``live``: no event after ``last``
+        # is logged yet, so ``fresh``): the follower sees everything the message causes
+        follower = self.event_log.follow(task.id, last, fresh=True) if follow else None
+        if not self.inbox.deliver(task.id, req.message):
+            if follower is not None:
+                follower.close()
+            raise TaskBusy(f"Task {task.id} ended while the message was delivered; it takes no more messages")
+        log.info("task %s [%s] took a follow-up message", task.id, task.skill)
+        return Submitted(task, follower, last)
 
     async def _save_turn(self, task: Task) -> int:
         """Store a continued task's new message under a fresh epoch; the id of its last event."""
@@ -275,6 +309,22 @@ class TaskService:
                 if not follower.dropped:
                     return
 
+    async def turns(self, task: Task, after: int) -> AsyncGenerator[builtins.list[LoggedEvent], None]:
+        """The task's events after ``after``, through every interrupted turn, until a terminal event (or until a
+        follower is dropped for being slow: the client resumes with Last-Event-ID)."""
+        while True:
+            follower = self.event_log.follow(task.id, after, fresh=True)  # subscribed from here on
+            if await self.event_log.last_event_id(task.id) > after:
+                follower.close()  # something is logged after ``after`` already: read it back first
+                follower = self.event_log.follow(task.id, after)
+            last = None
+            async with follower:
+                async for batch in follower.batches():
+                    after, last = batch[-1].id, batch[-1].event
+                    yield batch
+            if follower.dropped or not (isinstance(last, StatusEvent) and last.status.state.interrupted):
+                return
+
     def follow_all(self, where: EventFilter, after: int = 0) -> AsyncGenerator[builtins.list[GlobalEvent], None]:
         return self.event_log.follow_all(where, after)
 
@@ -285,6 +335,13 @@ class TaskService:
     def close(self) -> None:
         """Take no new tasks (the runners drain the running ones)."""
         self.closing = True
+
+
+def _validate(skill: Skill, req: SendRequest) -> None:
+    try:
+        skill.validate(req.message, req.metadata)
+    except InvalidSkillParams as exc:
+        raise InvalidParams(f"Invalid params: {exc}", param=exc.param, cause=exc.reason) from None
 
 
 async def _created(created: Awaitable[None], task_id: str) -> None:
@@ -299,7 +356,11 @@ def _continuable(task: Task) -> None:
     if state.terminal:
         raise UnsupportedOperation(f"Task {task.id} is {state.value}; a terminal task cannot take new messages")
     if not state.interrupted:
-        raise TaskBusy(f"Task {task.id} is still {state.value}; wait until it needs input, or cancel it")
+        raise TaskBusy(
+            f"Task {task.id} is still {state.value} and its skill {task.skill!r} takes no messages while it runs; "
+            "wait until it needs input, or cancel it",
+            {"taskId": task.id, "skill": task.skill},
+        )
 
 
 async def _settles(follower: TaskFollow, timeout: float, first: bool = False) -> bool:

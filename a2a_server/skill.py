@@ -16,6 +16,9 @@ Contract of ``Skill.run``:
   on the final ``canceled`` status. If it has not stopped within the engine's grace period it is
   cancelled with ``asyncio.CancelledError``.
 - Blocking work must not run on the event loop: use a thread that checks a stop flag.
+- Follow-ups: a skill with ``accepts_followups = True`` is sent the messages that arrive for its task
+  while it runs (``await ctx.next_message(s)``; they are in the task's history too). Other skills' tasks
+  refuse such a message with TaskBusy, naming the skill.
 """
 
 from __future__ import annotations
@@ -73,10 +76,26 @@ class SkillContext:
     # params metadata overlaid with message metadata (message wins)
     metadata: dict[str, Any]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    # messages for this task that arrived while it runs (fed by the runner; only to skills with accepts_followups)
+    inbox: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
 
     @property
     def text(self) -> str:
         return self.message.text
+
+    async def next_message(self, seconds: float) -> Message | None:
+        """The next follow-up message, waiting up to ``seconds``; None on timeout or cancel."""
+        if not self.inbox.empty():
+            return self.inbox.get_nowait()
+        getter = asyncio.ensure_future(self.inbox.get())
+        canceled = asyncio.ensure_future(self.cancelled.wait())
+        try:
+            await asyncio.wait({getter, canceled}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            canceled.cancel()
+            if not getter.done():
+                getter.cancel()
+        return getter.result() if getter.done() and not getter.cancelled() else None
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep, waking early on cancel; True when the task was canceled."""
@@ -155,6 +174,8 @@ class BaseSkill:
     name = "base"
     # True when running the skill again from the task's last message is safe (after a server restart)
     rerunnable = False
+    # True when the skill reads follow-up messages from ctx.inbox while it runs (see the module docstring)
+    accepts_followups = False
 
     def validate(self, message: Message, metadata: Mapping[str, Any]) -> None:
         return None

@@ -1,4 +1,7 @@
-"""POST /a2a and /a2a/stream: read the body, dispatch it, answer JSON or an SSE stream."""
+"""POST /a2a and /a2a/stream (with or without a trailing slash): read the body, dispatch it, answer JSON or SSE.
+
+Never a redirect: clients do not follow one on POST, and the 1.0 conformance suite posts to ``/a2a/``.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from starlette.responses import Response
 
 from a2a_server import cursor
 from a2a_server.dialects import V03, V10, Dialect
-from a2a_server.errors import INVALID_REQUEST
+from a2a_server.errors import INVALID_REQUEST, METHOD_NOT_FOUND
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
 from a2a_server.operations import Call, frames
 from a2a_server.rpc import Streamed, error_response
 
 _JSON_TYPES = ("application/json", "application/json-rpc", "application/jsonrequest")
+CONTENT_TYPE_NOT_SUPPORTED = -32005
 
 
 def dumps(obj: Any) -> str:
@@ -38,6 +42,13 @@ async def stream_endpoint(request: Request) -> Response:
     return await _handle(request, stream_path=True)
 
 
+async def not_post(request: Request) -> Response:
+    """GET (or any other method) on a JSON-RPC endpoint: say what to do instead of a plain-text 405."""
+    message = f"Method not allowed: {request.method} {request.url.path}; POST a JSON-RPC 2.0 request here"
+    answer = error_response(V03, METHOD_NOT_FOUND, message)
+    return Response(dumps(answer), status_code=405, media_type="application/json", headers={"Allow": "POST"})
+
+
 async def _handle(request: Request, stream_path: bool) -> Response:
     state = app_state(request)
     version_error = None
@@ -49,8 +60,8 @@ async def _handle(request: Request, stream_path: bool) -> Response:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in _JSON_TYPES and not content_type.endswith("+json"):
         got = content_type or "no Content-Type"
-        message = f"Invalid request: Content-Type must be application/json, got {got}"
-        return json_response(error_response(dialect, INVALID_REQUEST, message), 415)
+        message = f"Content type not supported: Content-Type must be application/json, got {got}"
+        return json_response(error_response(dialect, CONTENT_TYPE_NOT_SUPPORTED, message), 415)
     body = await _read_body(request, state.settings.max_body_bytes, dialect)
     if isinstance(body, Response):
         return body
@@ -95,7 +106,11 @@ def _sse(state: AppState, answer: Streamed) -> Response:
 
 
 async def _events(state: AppState, answer: Streamed) -> AsyncIterator[bytes]:
-    request_id, task_id = answer.request_id, answer.plan.task_id
+    request_id = answer.request_id
+    if answer.plan is None:  # a streaming method's error, as the one event of its stream (0.x clients)
+        yield ServerSentEvent(data=dumps(answer.error)).encode()
+        return
+    task_id = answer.plan.task_id
     open_streams = state.service.metrics.streams
     open_streams.inc()
     try:

@@ -20,6 +20,8 @@ async def agent_card(request: Request) -> Response:
         version = requested_version(request)
     except BadVersion as exc:
         return json_response({"error": str(exc)}, 400)
+    if version is None and request.url.path.endswith("agent-card.json") and state.settings.card_default == "1.0":
+        version = "1.0"  # the operator's choice for header-less requests (agent.json stays the 0.x card)
     base_url = state.settings.public_url or str(request.base_url)
     body = dumps(card.build(state.static_card, state.skills, base_url, version))
     etag = 'W/"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'

@@ -187,6 +187,15 @@ class Runner:
         # queued events get exactly the next ids and are already reflected in the live task
         return None if run is None else (run.sync(), run.queued_id)
 
+    def deliver(self, task_id: str, message: Message) -> bool:
+        """``Inbox``: a follow-up message for a task running here goes into its history and its skill's inbox."""
+        run = self._runs.get(task_id)
+        if run is None or run.settled.is_set() or run.task.status.state.settled:
+            return False
+        run.task.history.append(message)  # stored with the run's next snapshot
+        run.ctx.inbox.put_nowait(message)
+        return True
+
     def running(self) -> int:
         return len(self._runs)
 

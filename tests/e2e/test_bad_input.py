@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
-from tests.e2e.wire import JSON, JSON_HEADERS, V10_HEADERS, assert_schema, rpc, send01, send03, send10
+from tests.e2e.wire import JSON, JSON_HEADERS, V10_HEADERS, assert_schema, rpc, send01, send03, send10, uid
 
 ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
@@ -278,7 +278,7 @@ async def test_a_wrong_content_type_is_415(http: httpx.AsyncClient, url: str, co
         request.headers.pop("content-type", None)
     else:
         request.headers["content-type"] = content_type
-    error = error_of(await http.send(request), -32600, status=415)
+    error = error_of(await http.send(request), -32005, status=415)
     assert "Content-Type" in error["message"], error
 
 
@@ -289,7 +289,7 @@ async def test_a_batch_answers_each_member(http: httpx.AsyncClient, url: str) ->
     batch = [
         rpc("message/send", send03("in a batch"), request_id="ok"),
         rpc("tasks/get", {"id": "nowhere"}, request_id="missing"),
-        {"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "nowhere"}},  # a notification: no answer
+        {"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "nowhere"}},  # no id: an error with id null
         {"jsonrpc": "1.0", "id": "old", "method": "tasks/get"},
         rpc("no/such/method", {}, request_id="nomethod"),
         rpc("message/send", {"message": _msg03(parts=[])}, request_id="badparams"),
@@ -307,24 +307,46 @@ async def test_a_batch_answers_each_member(http: httpx.AsyncClient, url: str) ->
     assert by_id["nomethod"]["error"]["code"] == -32601
     assert by_id["badparams"]["error"]["code"] == -32602
     anonymous = [a for a in answers if a["id"] is None]
-    assert [a["error"]["code"] for a in anonymous] == [-32600], anonymous
-    assert len(answers) == 6
+    assert [a["error"]["code"] for a in anonymous] == [-32600, -32600], anonymous
+    assert len(answers) == 7
     for answer in answers:
         if "error" in answer:
             assert_clean_message(answer["error"]["message"])
             assert_schema("0.3", "JSONRPCErrorResponse", answer)
 
 
-async def test_a_batch_of_notifications_gets_no_body(http: httpx.AsyncClient, url: str) -> None:
+async def test_a_batch_without_ids_gets_an_error_for_each(http: httpx.AsyncClient, url: str) -> None:
+    """A2A defines no notifications: each request without an id is answered (id null), none is run."""
     batch = [{"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "x"}}, {"jsonrpc": "2.0", "method": "nope"}]
     response = await post(http, url, batch)
-    assert response.status_code in (200, 204), response.status_code
-    assert response.content == b"", response.text
+    assert response.status_code == 200, response.status_code
+    answers = response.json()
+    assert [(a["id"], a["error"]["code"]) for a in answers] == [(None, -32600), (None, -32600)], answers
+    assert all("'id' is required" in a["error"]["message"] for a in answers), answers
 
 
-async def test_a_single_notification_gets_no_body(http: httpx.AsyncClient, url: str) -> None:
-    response = await post(http, url, {"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "x"}})
-    assert response.status_code in (200, 204) and response.content == b""
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "x"}},
+        {"jsonrpc": "2.0", "method": "no/such/method", "params": {}},
+        {"jsonrpc": "2.0", "method": "message/send", "params": {"message": "not a message"}},
+    ],
+)
+async def test_a_request_without_id_is_an_error_with_id_null(http: httpx.AsyncClient, url: str, body: JSON) -> None:
+    error = error_of(await post(http, url, body), -32600)
+    assert "'id' is required" in error["message"], error
+
+
+async def test_a_send_without_id_runs_nothing(http: httpx.AsyncClient, url: str) -> None:
+    """Bug: a well-formed message/send without id answered 204 and silently started a task nobody could find.
+    Fix: it is refused with an error (id null), and no task exists for its context."""
+    context = uid()
+    params = send03("hello")
+    params["message"]["contextId"] = context
+    error_of(await post(http, url, {"jsonrpc": "2.0", "method": "message/send", "params": params}), -32600)
+    listed = await post(http, url, rpc("ListTasks", {"contextId": context}), headers=V10_HEADERS)
+    assert listed.json()["result"]["tasks"] == [], listed.text
 
 
 async def test_an_empty_batch_is_an_invalid_request(http: httpx.AsyncClient, url: str) -> None:
@@ -383,7 +405,7 @@ async def test_1_0_errors_carry_error_info(
 
 async def test_a_wrong_content_type_in_1_0_carries_error_info(http: httpx.AsyncClient, url: str) -> None:
     response = await http.post(url, content=b"{}", headers={"Content-Type": "text/plain", "A2A-Version": "1.0"})
-    assert_error_info(error_of(response, -32600, status=415), "INVALID_REQUEST")
+    assert_error_info(error_of(response, -32005, status=415), "CONTENT_TYPE_NOT_SUPPORTED")
 
 
 # ------------------------------------------------------------------------------- hostile bodies

@@ -322,11 +322,11 @@ async def test_resubscribe_to_a_finished_task_sends_its_final_status(http: httpx
 
 
 async def test_resubscribe_to_an_unknown_task_is_task_not_found(http: httpx.AsyncClient, url: str) -> None:
-    response = await http.post(url, json=rpc("tasks/resubscribe", {"id": "ghost"}, request_id=1), headers=JSON_HEADERS)
-    assert response.headers["content-type"].startswith("application/json"), (
-        "an error before the first event is plain JSON"
-    )
-    assert response.json()["error"]["code"] == -32001
+    # a 0.x streaming method answers even its error as SSE: one event carrying the JSON-RPC error (the 0.3 suite)
+    stream = await read_stream(http, url, rpc("tasks/resubscribe", {"id": "ghost"}, request_id=1), timeout=5)
+    assert stream.headers["content-type"].startswith("text/event-stream"), stream.headers
+    [event] = stream.events
+    assert event.json()["id"] == 1 and event.json()["error"]["code"] == -32001, event.raw
 
 
 # ------------------------------------------------------------------------- push notifications
