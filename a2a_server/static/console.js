@@ -46,10 +46,8 @@ function viewFor(turn) {
     updateEvent: (r, entry, eventId, text) => entry && log.update(entry, eventId, text, r.taskId),
     isLastEvent: (entry) => entry !== null && log.isLast(entry),
     notice: (r, text) => r === run && showNotice(text),
-    error: (r, message) => {
-      turn.setNote(message, "error");
-      if (r === run) showError(message);
-    },
+    // a run's error is its turn's: it shows where the answer would have been (the banner is the page's)
+    error: (r, message) => turn.setNote(message, "error"),
     task: (r, task) => {
       turn.setTask(task.id);
       tasks.track({ id: task.id, contextId: task.contextId, state: task.status.state, skill: turn.skill.textContent });
@@ -302,9 +300,11 @@ async function loadModels() {
     const response = await fetch("v1/models", { headers: { Accept: "application/json" } });
     if (response.status !== 200) return; // no model-serving endpoint here: the selector stays hidden
     const body = await response.json();
-    const ids = (body.data ?? []).map((m) => m.id).filter(Boolean);
-    ui.model.replaceChildren(...ids.map((id) => new Option(id, id)));
-    ui.modelField.hidden = ids.length === 0;
+    const models = (body.data ?? []).filter((m) => m.id);
+    // "" sends no `model`: the skill answers with its own default, never a model the user did not pick
+    const choices = models.map((m) => new Option(m.state ? `${m.id} (${m.state})` : m.id, m.id));
+    ui.model.replaceChildren(new Option("server default", ""), ...choices);
+    ui.modelField.hidden = models.length === 0;
   } catch {
     ui.modelField.hidden = true;
   }

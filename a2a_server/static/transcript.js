@@ -77,6 +77,7 @@ export class AgentTurn {
     this.answer.dataset.testid = "answer";
     this.answer.tabIndex = 0;
     this.note = element("p", "turn-note");
+    this.note.dataset.testid = "turn-note";
     this.note.hidden = true;
     this.stats = element("p", "stats");
     this.stats.dataset.testid = "stats";
@@ -104,6 +105,8 @@ export class AgentTurn {
     this.note.textContent = text ?? "";
     this.note.dataset.kind = kind;
     this.note.hidden = !text;
+    if (kind === "error") this.note.setAttribute("role", "alert");
+    else this.note.removeAttribute("role");
   }
 
   /** `stats`: [key, text, title] triples (see stats.js). */

@@ -59,8 +59,10 @@ STREAMING_STATES = {"opening", "connecting", "sending", "submitted", "working"}
 READ_PAGE = """() => ({
     text: document.getElementById('output')?.textContent ?? '',
     state: document.getElementById('state').dataset.state,
-    error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent,
+    error: document.querySelector('#turns > li:last-child .turn-note[data-kind="error"]')?.textContent ?? '',
 })"""
+# A run's error shows in its turn, where the answer would have been.
+TURN_ERROR = "#turns > li:last-child .turn-note[data-kind='error']"
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -251,9 +253,12 @@ async def test_errors_are_shown_plainly(server: ServerProcess, page: Page) -> No
     await open_console(page, server.url)
     await fill_echo(page, "too slow", delay_ms=70_000)
     await page.click("#send")
-    await page.wait_for_selector("#error:not([hidden])")
-    error = await page.text_content("#error") or ""
+    await page.wait_for_selector(TURN_ERROR)
+    error = await page.text_content(TURN_ERROR) or ""
     assert error.startswith("JSON-RPC error -32602: Invalid params: delay_ms must be a number"), error
+    assert await page.get_attribute(TURN_ERROR, "role") == "alert"
+    assert await page.is_hidden("#output"), "no empty answer box above the error"
+    assert await page.is_hidden("#error"), "the page's own banner does not repeat it"
     assert await page.get_attribute("#state", "data-state") == "error"
     assert await page.is_enabled("#send")
     # nothing reached the server: the message is given back to fix and send again
@@ -368,9 +373,9 @@ async def test_resuming_gives_up_after_bounded_attempts(server: ServerProcess, p
         proxy.refuse()
         proxy.cut()
         # backoff 0.25 + 0.5 + 1 + 2 + 4 s, then the page gives up
-        await page.wait_for_selector("#error:not([hidden])", timeout=15_000)
+        await page.wait_for_selector(TURN_ERROR, timeout=15_000)
 
-    error = await page.text_content("#error") or ""
+    error = await page.text_content(TURN_ERROR) or ""
     assert error.startswith("Gave up after 5 attempts to resume task "), error
     assert await page.get_attribute("#state", "data-state") == "error"
     assert len(await page.query_selector_all("#events li[data-kind='resume']")) == 5
