@@ -67,7 +67,7 @@ async def _handle(request: Request, stream_path: bool) -> Response:
         return body
     call = Call(
         version=version,
-        stream_path=stream_path,
+        stream_path=stream_path or _asks_for_sse(request),
         blocking_timeout=state.settings.blocking_timeout,
         last_event_id=request.headers.get("last-event-id"),
         version_error=version_error,
@@ -78,6 +78,13 @@ async def _handle(request: Request, stream_path: bool) -> Response:
     if isinstance(answer, Streamed):
         return _sse(state, answer)
     return json_response(answer)
+
+
+def _asks_for_sse(request: Request) -> bool:
+    """A job-style streaming request: ``Accept`` names text/event-stream and not application/json (a client that
+    takes either, as many send by habit, keeps the JSON answer)."""
+    accept = request.headers.get("accept", "").lower()
+    return "text/event-stream" in accept and "application/json" not in accept
 
 
 async def _read_body(request: Request, limit: int, dialect: Dialect) -> bytes | Response:

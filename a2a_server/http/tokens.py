@@ -4,13 +4,15 @@ Each frame is ``data: {"text": "…"}`` (one artifact text chunk) with ``id:`` t
 (``<task id>:<n>``, see ``cursor.py``), so ``Last-Event-ID`` resumes where a dropped connection stopped.
 The last frame says how the task ended: ``data: [DONE]`` after ``completed`` only; any other end is
 ``data: {"error": "<code>", "message": "…"}`` where the code is the final state (``canceled``, ``failed``, …).
-A task submitted earlier replays what it has generated, then follows live.
+A task submitted earlier replays what it has generated, then follows live. A task id that does not exist yet
+is waited for up to ``TASK_WAIT_SECONDS`` (the stream may be opened a moment before the task is sent), then 404.
 
 ``follow`` and ``chunk_text`` are shared with the OpenAI face (``openai.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
@@ -24,8 +26,19 @@ from a2a_server.errors import TaskNotFound
 from a2a_server.http.jsonrpc import dumps, json_response
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import app_state
-from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, TaskEvent, TaskState, TaskStatus
+from a2a_server.model import (
+    ArtifactEvent,
+    LoggedEvent,
+    MessageEvent,
+    StatusEvent,
+    Task,
+    TaskEvent,
+    TaskState,
+    TaskStatus,
+)
 from a2a_server.service import TaskService
+
+TASK_WAIT_SECONDS = 5.0
 
 
 async def follow(service: TaskService, task_id: str, after: int = 0) -> AsyncGenerator[LoggedEvent, None]:
@@ -57,6 +70,19 @@ def ending(status: TaskStatus) -> str | None:
     return dumps({"error": state.value.replace("-", "_"), "message": text or f"the task ended {state.value}"})
 
 
+async def _appears(service: TaskService, task_id: str) -> tuple[Task, int]:
+    """The task's snapshot, waiting up to TASK_WAIT_SECONDS for a task that does not exist yet: a client may open
+    the stream of the id it chose a moment before its ``tasks/send`` arrives (both sent at once)."""
+    deadline = asyncio.get_running_loop().time() + TASK_WAIT_SECONDS
+    while True:
+        try:
+            return await service.snapshot(task_id)
+        except TaskNotFound:
+            if asyncio.get_running_loop().time() >= deadline:
+                raise
+        await asyncio.sleep(0.05)
+
+
 def _error(code: str, message: str, status: int) -> Response:
     return json_response({"error": code, "message": message}, status)
 
@@ -66,7 +92,7 @@ async def task_stream(request: Request) -> Response:
     service = state.service
     task_id = request.path_params["task_id"]
     try:
-        _, last = await service.snapshot(task_id)
+        _, last = await _appears(service, task_id)
     except TaskNotFound:
         return _error("task_not_found", f"Task not found: {task_id}", 404)
     after = 0
