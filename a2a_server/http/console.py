@@ -35,9 +35,7 @@ async def console_page(request: Request) -> Response:
 
 async def favicon(request: Request) -> Response:
     # browsers ask for /favicon.ico whatever the page links; a 404 here is noise in every access log
-    return FileResponse(
-        STATIC / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"}
-    )
+    return FileResponse(STATIC / "favicon.ico", media_type="image/x-icon", headers={"Cache-Control": "max-age=86400"})
 
 
 ROUTES: list[BaseRoute] = [

@@ -113,6 +113,28 @@ def assert_inside(inner: dict[str, float], outer: dict[str, float], what: str) -
     assert inner["left"] >= outer["left"] - 1 and inner["right"] <= outer["right"] + 1, (what, inner, outer)
 
 
+async def views_while_streaming(page: Page, shot: Path, timeout: float = 30.0) -> list[dict[str, Any]]:
+    """READ_VIEW every few ms until the page settles, asserting at each sample with text that the newest text,
+    the transcript and the composer are on screen; ``shot`` is taken mid-stream. The last view is the settled one.
+    """
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while (view := await page.evaluate(READ_VIEW))["state"] in harness.STREAMING_STATES:
+        assert time.monotonic() < deadline, f"still streaming after {timeout} s: {view}"
+        if view["state"] == "working" and view["text"]:
+            screen = {"top": 0, "bottom": view["vh"], "left": 0, "right": view["vw"]}
+            assert_inside(view["end"], view["transcript"], "the newest text is inside the transcript")
+            assert_inside(view["transcript"], screen, "the transcript is on screen")
+            assert_inside(view["send"], screen, "the Send button is on screen")
+            assert_inside(view["prompt"], screen, "the message box is on screen")
+            if len(seen) == 15:
+                await screenshot(page, shot, full_page=False)
+            seen.append(view)
+    lengths = [len(v["text"]) for v in seen]
+    assert len(set(lengths)) >= 5, f"too few distinct moments of the stream were checked: {lengths}"
+    return [*seen, view]
+
+
 @pytest.mark.parametrize(("width", "height"), VIEWPORTS)
 async def test_the_answer_stays_in_view_while_it_streams(
     full_server: ServerProcess, browser: Browser, tmp_path: Path, width: int, height: int
@@ -128,24 +150,12 @@ async def test_the_answer_stays_in_view_while_it_streams(
         await fill_echo(page, prompt, delay_ms=12)
         await page.click("#send")
 
-        seen: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while (view := await page.evaluate(READ_VIEW))["state"] in harness.STREAMING_STATES:
-            assert time.monotonic() < deadline, f"still streaming: {view}"
-            if view["state"] == "working" and view["text"]:
-                screen = {"top": 0, "bottom": view["vh"], "left": 0, "right": view["vw"]}
-                assert_inside(view["end"], view["transcript"], "the newest text is inside the transcript")
-                assert_inside(view["transcript"], screen, "the transcript is on screen")
-                assert_inside(view["send"], screen, "the Send button is on screen")
-                assert_inside(view["prompt"], screen, "the message box is on screen")
-                if len(seen) == 20:
-                    await screenshot(page, tmp_path / f"console-streaming-{width}x{height}.png", full_page=False)
-                seen.append(view)
+        shot = tmp_path / f"console-streaming-{width}x{height}.png"
+        seen = await views_while_streaming(page, shot)
+        view = seen[-1]
         assert view["text"] == prompt and view["state"] == "completed", view
-        lengths = [len(v["text"]) for v in seen]
-        assert len(set(lengths)) >= 5, f"too few distinct moments of the stream were checked: {lengths}"
         # the answer grew past the transcript's height, so staying in view took following it
-        assert seen[-1]["answer"]["top"] < seen[-1]["transcript"]["top"], seen[-1]
+        assert seen[-2]["answer"]["top"] < seen[-2]["transcript"]["top"], seen[-2]
         # the document itself never scrolled: the transcript did
         assert await page.evaluate("() => document.scrollingElement.scrollTop") == 0
 
