@@ -162,3 +162,18 @@ async def test_the_stats_line_says_what_the_page_measured(server: ServerProcess,
     assert keys == ["first-chunk", "elapsed"], stats
     assert all("measured in this page" in title for _, _, title in stats), stats
     assert stats[1][1].endswith("3 chunk(s)"), stats
+
+
+async def test_enter_sends_and_shift_enter_starts_a_new_line(server: ServerProcess, page: Page) -> None:
+    await open_console(page, server.url)
+    await page.select_option("#skill", "echo")
+    await page.click("#prompt")
+    await page.keyboard.type("line one")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.type("line two")
+    assert await page.input_value("#prompt") == "line one\nline two"
+    assert await page.evaluate(READ_TURNS) == [], "Shift+Enter sent the message"
+    await page.keyboard.press("Enter")
+    assert (await samples_until_settled(page))[-1]["text"] == "line one\nline two"
+    assert await page.text_content("#turns > li[data-role='user'] .bubble") == "line one\nline two"
+    assert await page.input_value("#prompt") == "", "the sent message stays in the box"

@@ -160,6 +160,44 @@ async def test_the_answer_stays_in_view_while_it_streams(
         assert await page.evaluate("() => document.scrollingElement.scrollTop") == 0
 
 
+# how far the transcript is from its bottom, whether the "Latest" button shows, and how much text there is
+READ_SCROLL = """() => {
+    const box = document.getElementById('transcript');
+    return {
+        fromBottom: box.scrollHeight - box.scrollTop - box.clientHeight, scrollTop: box.scrollTop,
+        jump: !document.getElementById('jump').hidden, text: document.getElementById('output').textContent.length,
+    };
+}"""
+
+
+async def text_longer_than(page: Page, length: int) -> None:
+    await harness.wait_until(page, f"() => document.getElementById('output').textContent.length > {length}")
+
+
+async def test_scrolling_up_to_read_stops_the_following_until_latest_is_clicked(
+    full_server: ServerProcess, browser: Browser
+) -> None:
+    async with new_page(browser) as page:
+        await open_console(page, full_server.url)
+        await fill_echo(page, " ".join(f"word{i}" for i in range(600)), delay_ms=15)
+        await page.click("#send")
+        await text_longer_than(page, 1500)
+        await page.hover("#transcript")
+        await page.mouse.wheel(0, -5000)  # the user scrolls up to read the beginning
+        await harness.wait_until(page, "() => document.getElementById('transcript').scrollTop === 0")
+        before = await page.evaluate(READ_SCROLL)
+        await text_longer_than(page, before["text"] + 300)
+        during = await page.evaluate(READ_SCROLL)
+        assert during["scrollTop"] == 0 and during["jump"], f"the page pulled the reader down: {during}"
+
+        await page.click("#jump")
+        await text_longer_than(page, during["text"] + 300)
+        after = await page.evaluate(READ_SCROLL)
+        assert after["fromBottom"] < 32 and not after["jump"], f"clicking Latest did not follow again: {after}"
+        await page.click("#cancel")
+        await page.wait_for_selector("#state[data-state='canceled']")
+
+
 @pytest.mark.parametrize(("width", "height"), VIEWPORTS)
 async def test_nothing_overflows_its_box(
     full_server: ServerProcess, browser: Browser, tmp_path: Path, width: int, height: int
