@@ -161,12 +161,20 @@ async def test_cancel_reaches_the_watcher_of_the_task() -> None:
 async def test_unwatch_stops_delivery_and_a_later_watch_replaces_the_callback() -> None:
     control = LocalControl()
     calls: list[str] = []
-    control.watch("t", lambda: calls.append("first run"))
-    control.watch("t", lambda: calls.append("second run"))  # a follow-up message's run
+
+    def first() -> None:
+        calls.append("first run")
+
+    def second() -> None:
+        calls.append("second run")
+
+    control.watch("t", first)
+    control.watch("t", second)  # a follow-up message's run, or a runner that took the task over
+    control.unwatch("t", first)  # the earlier run ends: it must not take the later one's watch away
     assert await control.cancel("t") is True
-    control.unwatch("t")
+    control.unwatch("t", second)
     assert await control.cancel("t") is False
-    control.unwatch("t")  # unwatching twice is harmless
+    control.unwatch("t", second)  # unwatching twice is harmless
     assert calls == ["second run"]
 
 
