@@ -147,8 +147,9 @@ class TaskService:
         else:
             after = await self._save_turn(task)
         log.info("task %s [%s] %s (%s)", task.id, task.skill, "continued" if existing else "created", dialect)
-        # subscribed before the job is queued, so the log after ``after`` is known to be empty: never read back
-        follower = self.event_log.follow(task.id, after, fresh=True) if follow or deferred else None
+        # subscribed before the job is queued: a new task's log is known to be empty, never read back
+        # a continued task's turn is logged already (its working status): that one is read back
+        follower = self.event_log.follow(task.id, after, fresh=existing is None) if follow or deferred else None
         with_context = existing is None and req.context_id is not None
         await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task, create=deferred))
         if deferred and not follow and follower is not None:
@@ -178,13 +179,17 @@ class TaskService:
         return Submitted(task, follower, last)
 
     async def _save_turn(self, task: Task) -> int:
-        """Store a continued task's new message under a fresh epoch; the id of its last event."""
+        """Take a continued task's turn: under a fresh epoch, store its new message with a ``working`` status (so
+        a second message is refused, and a follower waits for the run); the id of the event before that status."""
         task.epoch = await self.store.take_over(task.id)
+        last = await self.event_log.last_event_id(task.id)
+        task.status = TaskStatus(state=TaskState.WORKING)
+        event = StatusEvent(task_id=task.id, context_id=task.context_id, status=task.status)
         try:
-            await self.event_log.append_many(task.id, [], snapshot=task, epoch=task.epoch)
+            await self.event_log.append_many(task.id, [event], snapshot=task, epoch=task.epoch)
         except LeaseLost:  # another message for the same task won the race
             raise TaskBusy(f"Task {task.id} is taking another message; wait until it needs input") from None
-        return await self.event_log.last_event_id(task.id)
+        return last
 
     def _skill(self, name: object) -> Skill:
         known = ", ".join(self.skills.names())

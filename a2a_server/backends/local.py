@@ -103,8 +103,9 @@ class LocalControl:
     def watch(self, task_id: str, on_cancel: Callable[[], None]) -> None:
         self._watchers[task_id] = on_cancel
 
-    def unwatch(self, task_id: str) -> None:
-        self._watchers.pop(task_id, None)
+    def unwatch(self, task_id: str, on_cancel: Callable[[], None]) -> None:
+        if self._watchers.get(task_id) is on_cancel:
+            del self._watchers[task_id]
 
     async def cancel(self, task_id: str) -> bool:
         on_cancel = self._watchers.get(task_id)

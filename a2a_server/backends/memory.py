@@ -32,6 +32,8 @@ class _Row:
     skill: str
     epoch: int
     seq: int  # the last event the snapshot reflects
+    # the task's state as of its newest event (a status logged without a snapshot moves it too)
+    logged_state: TaskState | None = None
 
 
 def event_state(event: TaskEvent, before: S) -> TaskState | S:
@@ -132,17 +134,18 @@ class MemoryStore:
             raise TaskNotFound(task_id)
         if epoch != row.epoch:
             raise LeaseLost(f"task {task_id}: written with epoch {epoch}, the task is at epoch {row.epoch}")
-        state, log = row.state, self._logs.setdefault(task_id, [])
+        state, log = row.logged_state or row.state, self._logs.setdefault(task_id, [])
         start = len(log) + 1
         logged = [LoggedEvent.model_construct(id=start + i, event=e) for i, e in enumerate(events)]
         log.extend(logged)
-        if snapshot is not None:
-            self._tasks[task_id] = self._row(snapshot, logged[-1].id if logged else row.seq)
         out = []
         for le in logged:
             state = event_state(le.event, state)
             self._cursor += 1
             out.append(GlobalEvent(self._cursor, task_id, row.context_id, row.skill, row.owner, state, le))
+        if snapshot is not None:
+            row = self._tasks[task_id] = self._row(snapshot, log[-1].id if log else 0)
+        row.logged_state = state
         self._global.extend(out)
         self.bus.publish_many(task_id, logged, snapshot)
         self.global_bus.publish_many("*", out)

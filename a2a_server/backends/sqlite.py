@@ -51,6 +51,9 @@ T = TypeVar("T")
 _Op = Callable[[sqlite3.Connection], Any]
 # what an event row leaves out: its task knows them (and nulls are not written at all)
 _IMPLIED = {"task_id", "context_id"}
+# the id and state of a task's newest event: the next batch continues both (the state of an artifact event is
+# the one its last status set, whether or not that status was saved with a snapshot)
+_NEWEST = "SELECT seq, state FROM events WHERE task_id = ? ORDER BY seq DESC LIMIT 1"
 
 
 class SchemaTooNew(RuntimeError):
@@ -312,9 +315,10 @@ class SQLiteStore:
                 raise TaskNotFound(task_id)
             if found[0] != epoch:
                 raise LeaseLost(f"task {task_id}: written with epoch {epoch}, the task is at epoch {found[0]}")
-            seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events WHERE task_id = ?", (task_id,)).fetchone()[0]
+            newest = conn.execute(_NEWEST, (task_id,)).fetchone()
+            seq, state = (newest[0], newest[1] or found[1]) if newest is not None else (0, found[1])
             top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-            state, values = found[1], []
+            values, start = [], state
             for i, ((kind, data), changed) in enumerate(zip(rows, states, strict=True), start=1):
                 state = changed.value if changed is not None else state
                 values.append((top + i, task_id, seq + i, state, kind, data))
@@ -322,7 +326,7 @@ class SQLiteStore:
             ids = [(seq + i, top + i) for i in range(1, len(values) + 1)]
             if task_row is not None:
                 conn.execute(UPDATE_TASK, task_row)
-            return ids, (found[1], found[2], found[3], found[4])
+            return ids, (start, found[2], found[3], found[4])
 
         ids, (before, context_id, skill, owner) = await self._write(op)
         logged = [LoggedEvent.model_construct(id=seq, event=e) for (seq, _), e in zip(ids, events, strict=True)]

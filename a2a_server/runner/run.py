@@ -58,6 +58,7 @@ class Run:
     settled: asyncio.Event = field(default_factory=asyncio.Event)
     job: asyncio.Task[None] | None = None
     stopper: asyncio.Task[None] | None = None  # a requested cancel, held so that it is not collected
+    on_cancel: Callable[[], None] | None = None  # what this run registered with Control
     # the streamed text artifact of this run (Token events)
     stream_artifact: Artifact | None = None
     stream_chunks: list[str] = field(default_factory=list)
@@ -126,6 +127,8 @@ class Run:
 
     async def _open(self, continuing: bool, opening: str | None) -> None:
         """The run's first event, written when the skill's first one arrives (unless that is a direct reply)."""
+        if continuing and opening is None and self.task.status.state == TaskState.WORKING:
+            return  # the service logged this turn's working status when it took the message
         state = TaskState.WORKING if continuing or opening else TaskState.SUBMITTED
         await self.status(_status(state, self._said(opening)))
 

@@ -142,7 +142,8 @@ class Runner:
     def _new_run(self, task: Task, ctx: SkillContext, lease: Lease | None, last_id: int) -> Run:
         run = Run(task, ctx, lease, self.events, self.metrics, self.max_events, self._end, last_id=last_id)
         self._runs[task.id] = run
-        self.control.watch(task.id, self._on_cancel(run))
+        run.on_cancel = self._on_cancel(run)
+        self.control.watch(task.id, run.on_cancel)
         self.metrics.active.set(len(self._runs))
         return run
 
@@ -157,7 +158,8 @@ class Runner:
     def _end(self, run: Run) -> None:
         if self._runs.get(run.task.id) is run:  # not a newer run of the same task (a follow-up message)
             del self._runs[run.task.id]
-            self.control.unwatch(run.task.id)
+        if run.on_cancel is not None:  # only our own: a runner that took the task over has its own
+            self.control.unwatch(run.task.id, run.on_cancel)
         run.settled.set()
         self.metrics.active.set(len(self._runs))
         state = run.task.status.state
