@@ -16,6 +16,8 @@ from typing import Any
 from a2a_server.skill import SkillCard, SkillRegistry
 
 JSON = dict[str, Any]
+# the base URL of the 1.0 HTTP+JSON binding (``/v1`` is the OpenAI API's)
+REST_BASE = "/a2a/rest"
 _DEFAULT_FILE = Path(__file__).resolve().parent.parent / "agent_card.json"
 _FALLBACK: JSON = {
     "name": "a2a-server",
@@ -58,10 +60,12 @@ def _skill(card: SkillCard) -> JSON:
 def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None) -> JSON:
     """The card for ``version`` ("1.0", an older "0.x", or None for the compat card) served at ``base_url``."""
     rpc_url = base_url.rstrip("/") + "/a2a"
+    rest_url = base_url.rstrip("/") + REST_BASE
     skills_json = [_skill(s.card()) for s in skills]
     interfaces = [
         {"url": rpc_url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0"},
         {"url": rpc_url, "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
+        {"url": rest_url, "protocolBinding": "HTTP+JSON", "protocolVersion": "1.0"},
     ]
     card: JSON = {
         **{k: v for k, v in static.items() if k not in ("skills", "capabilities")},

@@ -1,6 +1,7 @@
-"""THE table of wire methods: name → (dialect, operation, streaming).
+"""THE table of wire methods: name → (dialect, operation, streaming), and the 1.0 HTTP+JSON routes onto them.
 
 Adding a wire method is one row here and, for a new operation, one handler in ``operations.py``.
+A REST route (``REST_ROUTES``) names the JSON-RPC method whose operation it runs, so both bindings share it.
 A ``None`` dialect marks a name shared by 0.1 and 0.3 with different shapes (``tasks/get`` …):
 the ``A2A-Version`` header picks the dialect, else the dialect the task was created in.
 """
@@ -72,3 +73,32 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
 ]
 
 METHODS: dict[str, MethodSpec] = {name: MethodSpec(name, dialect, op) for name, dialect, op in _ROWS}
+
+
+@dataclass(frozen=True, slots=True)
+class RestRoute:
+    """One route of the 1.0 HTTP+JSON binding (A2A-PROTOCOL.md §5), relative to the binding's base URL."""
+
+    http_method: str
+    path: str  # Starlette syntax; ``{id}`` / ``{taskId}`` become params of the same name
+    spec: MethodSpec
+
+
+# order matters: the ``:verb`` forms before ``/tasks/{id}``, which would match them too
+_REST_ROWS: list[tuple[str, str, str]] = [
+    ("POST", "/message:send", "SendMessage"),
+    ("POST", "/message:stream", "SendStreamingMessage"),
+    ("POST", "/tasks/{id}:cancel", "CancelTask"),
+    # GET in the proto, POST in the spec's table (A2A#1574): both
+    ("GET", "/tasks/{id}:subscribe", "SubscribeToTask"),
+    ("POST", "/tasks/{id}:subscribe", "SubscribeToTask"),
+    ("POST", "/tasks/{taskId}/pushNotificationConfigs", "CreateTaskPushNotificationConfig"),
+    ("GET", "/tasks/{taskId}/pushNotificationConfigs", "ListTaskPushNotificationConfigs"),
+    ("GET", "/tasks/{taskId}/pushNotificationConfigs/{id}", "GetTaskPushNotificationConfig"),
+    ("DELETE", "/tasks/{taskId}/pushNotificationConfigs/{id}", "DeleteTaskPushNotificationConfig"),
+    ("GET", "/tasks/{id}", "GetTask"),
+    ("GET", "/tasks", "ListTasks"),
+    ("GET", "/extendedAgentCard", "GetExtendedAgentCard"),
+]
+
+REST_ROUTES: list[RestRoute] = [RestRoute(verb, path, METHODS[name]) for verb, path, name in _REST_ROWS]

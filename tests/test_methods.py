@@ -62,3 +62,18 @@ def test_streaming_methods() -> None:
         "SendStreamingMessage",
         "SubscribeToTask",
     }
+
+
+def test_every_1_0_method_has_a_rest_route_onto_the_same_operation() -> None:
+    from a2a_server.dialects import V10
+    from a2a_server.methods import METHODS, REST_ROUTES
+
+    one_oh = {name for name, spec in METHODS.items() if spec.dialect is V10}
+    assert {r.spec.name for r in REST_ROUTES} == one_oh and len(one_oh) == 11
+    assert all(r.spec is METHODS[r.spec.name] for r in REST_ROUTES)
+    # SubscribeToTask answers both verbs (the proto says GET, the spec's table POST)
+    assert {r.http_method for r in REST_ROUTES if r.spec.name == "SubscribeToTask"} == {"GET", "POST"}
+    # the ``:verb`` routes come before ``/tasks/{id}``, which would match them too
+    paths = [r.path for r in REST_ROUTES]
+    assert paths.index("/tasks/{id}:cancel") < paths.index("/tasks/{id}")
+    assert paths.index("/tasks/{id}:subscribe") < paths.index("/tasks/{id}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from a2a_server.http import console, events, openai, tokens
+from a2a_server.http import console, events, openai, rest, tokens
 from a2a_server.http.jsonrpc import not_post, rpc_endpoint, stream_endpoint
 from a2a_server.http.wellknown import agent_card, healthz, metrics, readyz
 
@@ -26,6 +26,7 @@ def routes() -> list[BaseRoute]:
         *console.ROUTES,
         *openai.ROUTES,
         *tokens.ROUTES,
+        *rest.ROUTES,
     ]
 
 

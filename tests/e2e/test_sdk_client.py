@@ -1,15 +1,17 @@
 """The official A2A Python SDK client (a2a-sdk 1.3.0) drives the real server over loopback.
 
-Each test runs twice: over the SDK's 1.0 JSON-RPC transport (card fetched with ``A2A-Version: 1.0``)
-and over its 0.3 transport (given the compat card). An httpx request hook records every JSON-RPC
-method and ``A2A-Version`` header the SDK sends, so each test also proves which wire generation it
-exercised, not just that the SDK returned something.
+Each test runs three times: over the SDK's 1.0 JSON-RPC transport (card fetched with ``A2A-Version: 1.0``),
+over its 0.3 transport (given the compat card) and over its 1.0 HTTP+JSON transport (the card's ``HTTP+JSON``
+interface; the wire records ``<verb> <route>`` instead of a JSON-RPC method). An httpx request hook records
+every JSON-RPC method and ``A2A-Version`` header the SDK sends, so each test also proves which wire generation
+it exercised, not just that the SDK returned something.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -61,20 +63,29 @@ WIRE_METHODS = {
         "cancel": "tasks/cancel",
         "subscribe": "tasks/resubscribe",
     },
+    "rest": {
+        "send": "POST /message:send",
+        "stream": "POST /message:stream",
+        "get": "GET /tasks/{id}",
+        "cancel": "POST /tasks/{id}:cancel",
+        "subscribe": "POST /tasks/{id}:subscribe",
+    },
 }
+REST_BASE = "/a2a/rest"
 
 
 @dataclass
 class Sdk:
     """SDK clients bound to one transport, and the requests they put on the wire."""
 
-    version: str  # "1.0" or "0.3": the SDK transport in use
+    version: str  # "1.0" or "0.3": the protocol generation in use
     streaming: Client  # ClientConfig(streaming=True): send_message streams
     unary: Client  # ClientConfig(streaming=False): send_message is one blocking call
     wire: list[tuple[str, str | None]] = field(default_factory=list)  # (method, A2A-Version header)
+    binding: str = "JSONRPC"  # or "HTTP+JSON"
 
     def method(self, call: str) -> str:
-        return WIRE_METHODS[self.version][call]
+        return WIRE_METHODS["rest" if self.binding == "HTTP+JSON" else self.version][call]
 
     def spoke(self, *calls: str) -> list[tuple[str, str]]:
         """What ``wire`` must equal after ``calls``, in order."""
@@ -91,6 +102,8 @@ async def _fetch_card(http: httpx.AsyncClient, url: str, version: str) -> dict[s
         assert not {"url", "protocolVersion", "preferredTransport"} & card.keys()
         interface_1_0 = {"protocolBinding": "JSONRPC", "protocolVersion": "1.0", "url": url + "/a2a"}
         assert interface_1_0 in card["supportedInterfaces"]
+        rest = {"protocolBinding": "HTTP+JSON", "protocolVersion": "1.0", "url": url + REST_BASE}
+        assert rest in card["supportedInterfaces"]
         return card
     assert card["protocolVersion"] == "0.3.0"
     assert card["url"] == url + "/a2a"
@@ -102,22 +115,31 @@ async def _fetch_card(http: httpx.AsyncClient, url: str, version: str) -> dict[s
     return card
 
 
-@pytest.fixture(params=["1.0", "0.3"], ids=["sdk-v1.0", "sdk-v0.3"])
+@pytest.fixture(params=["1.0", "0.3", "rest"], ids=["sdk-v1.0", "sdk-v0.3", "sdk-rest"])
 async def sdk(request: pytest.FixtureRequest, server: ServerProcess) -> AsyncIterator[Sdk]:
-    version: str = request.param
+    binding = "HTTP+JSON" if request.param == "rest" else "JSONRPC"
+    version: str = "1.0" if request.param == "rest" else request.param
     wire: list[tuple[str, str | None]] = []
 
     async def record(req: httpx.Request) -> None:
-        if req.method == "POST":
+        if req.url.path.startswith(REST_BASE):
+            route = re.sub(r"/tasks/[^/:]+", "/tasks/{id}", req.url.path.removeprefix(REST_BASE))
+            wire.append((f"{req.method} {route}", req.headers.get("a2a-version")))
+        elif req.method == "POST":
             wire.append((json.loads(req.content)["method"], req.headers.get("a2a-version")))
 
     async with httpx.AsyncClient(timeout=TIMEOUT, event_hooks={"request": [record]}) as http:
         # fetched before ClientFactory runs: it sets a default ``A2A-Version: 1.0`` on the shared client
         card = parse_agent_card(await _fetch_card(http, server.url, version))
-        streaming = ClientFactory(ClientConfig(httpx_client=http, streaming=True)).create(card)
-        unary = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+        bindings = [binding]
+        streaming = ClientFactory(
+            ClientConfig(httpx_client=http, streaming=True, supported_protocol_bindings=bindings)
+        ).create(card)
+        unary = ClientFactory(
+            ClientConfig(httpx_client=http, streaming=False, supported_protocol_bindings=bindings)
+        ).create(card)
         try:
-            yield Sdk(version, streaming, unary, wire)
+            yield Sdk(version, streaming, unary, wire, binding)
         finally:
             await streaming.close()
             await unary.close()
@@ -185,6 +207,7 @@ async def test_compat_card_as_served_lets_the_sdk_choose_its_1_0_transport(serve
         assert [(i.protocol_binding, i.protocol_version) for i in card.supported_interfaces] == [
             ("JSONRPC", "1.0"),
             ("JSONRPC", "0.3"),
+            ("HTTP+JSON", "1.0"),
         ]
         async with ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card) as client:
             async with asyncio.timeout(TIMEOUT):
