@@ -46,7 +46,7 @@ log = logging.getLogger("a2a_server.rest")
 JSON = dict[str, Any]
 CONTENT_TYPE_NOT_SUPPORTED = -32005
 
-# HTTP status and google.rpc code name per A2A error code (spec 1.0 §5.4; a2a-sdk 1.3.0 answers the same)
+# HTTP status and google.rpc code name per A2A error code (spec 1.0 §5.4, as the 1.0 conformance suite checks)
 _STATUS: dict[int, tuple[int, str]] = {
     PARSE_ERROR: (400, "INVALID_ARGUMENT"),
     INVALID_REQUEST: (400, "INVALID_ARGUMENT"),
@@ -57,7 +57,7 @@ _STATUS: dict[int, tuple[int, str]] = {
     -32002: (400, "FAILED_PRECONDITION"),
     -32003: (400, "FAILED_PRECONDITION"),
     -32004: (400, "FAILED_PRECONDITION"),
-    CONTENT_TYPE_NOT_SUPPORTED: (400, "INVALID_ARGUMENT"),
+    CONTENT_TYPE_NOT_SUPPORTED: (415, "INVALID_ARGUMENT"),  # 415 as the spec's table and the 1.0 suite say
     -32006: (500, "INTERNAL"),
     -32007: (400, "FAILED_PRECONDITION"),
     -32008: (400, "FAILED_PRECONDITION"),

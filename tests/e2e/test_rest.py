@@ -191,7 +191,7 @@ async def test_cancel_and_subscribe_of_an_unknown_task_are_404(http: httpx.Async
 
 async def test_a_wrong_content_type_is_content_type_not_supported(http: httpx.AsyncClient, base: str) -> None:
     response = await http.post(f"{base}/message:send", content=b"hello", headers={"Content-Type": "text/plain"})
-    assert_status(response, 400, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED")
+    assert_status(response, 415, "INVALID_ARGUMENT", "CONTENT_TYPE_NOT_SUPPORTED")
 
 
 async def test_bad_json_and_bad_params_are_invalid_argument(http: httpx.AsyncClient, base: str) -> None:
