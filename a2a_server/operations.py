@@ -60,6 +60,16 @@ def wants_stream(call: Call, params: Any) -> bool:
     return call.stream_path or (isinstance(params, dict) and params.get("stream") is True)
 
 
+def check_params(op: Op, dialect: Dialect, params: Any) -> None:
+    """Parse ``params`` as ``op`` would, running nothing (InvalidParams when they are wrong)."""
+    if op in (Op.SEND, Op.STREAM):
+        dialect.parse_send(params)
+    elif op in (Op.GET, Op.CANCEL, Op.RESUBSCRIBE):
+        dialect.parse_task_query(params)
+    elif op is Op.LIST:
+        validate(ListQuery, params)
+
+
 Handler = Callable[[TaskService, Call, Dialect, Any], Awaitable["JSON | StreamPlan"]]
 
 

@@ -33,7 +33,7 @@ from a2a_server.errors import (
     MethodNotFound,
 )
 from a2a_server.methods import METHODS, MethodSpec
-from a2a_server.operations import HANDLERS, Call, StreamPlan, wants_stream
+from a2a_server.operations import HANDLERS, Call, StreamPlan, check_params, wants_stream
 from a2a_server.service import TaskService
 
 log = logging.getLogger("a2a_server.rpc")
@@ -103,11 +103,11 @@ class Dispatcher:
             return error_response(dialect, code, message, request_id)
         if call.version_error is not None:
             return error_response(V10, VERSION_NOT_SUPPORTED, call.version_error, request_id)
-        if "id" not in item:
-            # A2A defines no notifications: running one silently would start a task nobody can find
-            message = f"Invalid request: 'id' is required (A2A has no notifications); {item['method']!r} was not run"
-            return error_response(dialect, INVALID_REQUEST, message)
         spec = METHODS.get(item["method"])
+        if "id" not in item:
+            # A2A defines no notifications: running one silently would start a task nobody can find. What is
+            # wrong with it besides the id is said first (the 0.3 suite expects -32601 / -32602 for those)
+            return self._without_id(spec, item, call)
         streams = spec is not None and (
             spec.streaming or (spec.creates_task and wants_stream(call, item.get("params")))
         )
@@ -126,6 +126,21 @@ class Dispatcher:
             # 0.x clients read a streaming method's answer as SSE, errors included (the 1.0 suite takes either)
             return Streamed(answer["id"], None, answer)
         return answer
+
+    def _without_id(self, spec: MethodSpec | None, item: JSON, call: Call) -> JSON:
+        dialect = caller_dialect(call)
+        method = item["method"]
+        if spec is None:
+            return error_response(dialect, METHOD_NOT_FOUND, f"Method not found: {method!r} is not an A2A method")
+        params = item.get("params")
+        try:
+            if not isinstance(params, dict):
+                raise InvalidParams("Invalid params: params must be an object (by-name)")
+            check_params(spec.op, spec.dialect or BY_VERSION.get(call.version or "0.3", V03), params)
+        except A2AError as exc:
+            return error_response(dialect, exc.code, exc.message, details=exc.details)
+        message = f"Invalid request: 'id' is required (A2A has no notifications); {method!r} was not run"
+        return error_response(dialect, INVALID_REQUEST, message)
 
     def _answer(self, response: Any, dialect: Dialect) -> JSON | Streamed:
         # an oslash Either: Right carries _value (success), Left carries _error

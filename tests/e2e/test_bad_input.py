@@ -321,21 +321,27 @@ async def test_a_batch_without_ids_gets_an_error_for_each(http: httpx.AsyncClien
     response = await post(http, url, batch)
     assert response.status_code == 200, response.status_code
     answers = response.json()
-    assert [(a["id"], a["error"]["code"]) for a in answers] == [(None, -32600), (None, -32600)], answers
-    assert all("'id' is required" in a["error"]["message"] for a in answers), answers
+    assert [(a["id"], a["error"]["code"]) for a in answers] == [(None, -32600), (None, -32601)], answers
+    assert "'id' is required" in answers[0]["error"]["message"], answers
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "code"),
     [
-        {"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "x"}},
-        {"jsonrpc": "2.0", "method": "no/such/method", "params": {}},
-        {"jsonrpc": "2.0", "method": "message/send", "params": {"message": "not a message"}},
+        ({"jsonrpc": "2.0", "method": "tasks/get", "params": {"id": "x"}}, -32600),
+        # what else is wrong is said first (the 0.3 suite expects these codes for requests without id)
+        ({"jsonrpc": "2.0", "method": "no/such/method", "params": {}}, -32601),
+        ({"jsonrpc": "2.0", "method": "message/send", "params": {"message": "not a message"}}, -32602),
+        ({"jsonrpc": "2.0", "method": "message/send", "params": {"": "not_a_dict"}}, -32602),
     ],
+    ids=["well-formed", "unknown method", "bad params", "no message"],
 )
-async def test_a_request_without_id_is_an_error_with_id_null(http: httpx.AsyncClient, url: str, body: JSON) -> None:
-    error = error_of(await post(http, url, body), -32600)
-    assert "'id' is required" in error["message"], error
+async def test_a_request_without_id_is_an_error_with_id_null(
+    http: httpx.AsyncClient, url: str, body: JSON, code: int
+) -> None:
+    error = error_of(await post(http, url, body), code)
+    if code == -32600:
+        assert "'id' is required" in error["message"], error
 
 
 async def test_a_send_without_id_runs_nothing(http: httpx.AsyncClient, url: str) -> None:
