@@ -81,10 +81,11 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
         await runner.recover()
         await runner.start()
         purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
-        log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)
+        announcer = asyncio.create_task(_announce_when_ready(registry, settings))
         try:
             yield
         finally:
+            announcer.cancel()
             if purger is not None:
                 purger.cancel()
             await _drain(service, runner, settings.shutdown_grace)
@@ -106,6 +107,21 @@ async def _drain(service: TaskService, runner: Runner | None, grace: float) -> N
     service.close()
     if runner is not None:
         await runner.close(grace)
+
+
+async def _announce_when_ready(registry: SkillRegistry, settings: Settings) -> None:
+    """Say "ready" once every skill is (a model may still be loading when the server starts to listen), with
+    where to go next."""
+    waiting = [s.name for s in registry if s.ready() is not None]
+    if waiting:
+        log.info("a2a-server started; waiting for %s to be ready (GET /readyz says why)", ", ".join(waiting))
+    while any(s.ready() is not None for s in registry):
+        await asyncio.sleep(0.1)
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)
+    log.info("console: %s/  |  try: curl -N %s/a2a/stream -H 'Content-Type: application/json' -d "
+             "'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tasks/send\",\"params\":{\"task\":{\"input\":\"hello\"}}}'",
+             base.rstrip("/"), base.rstrip("/"))  # fmt: skip
 
 
 async def _purge_forever(service: TaskService, settings: Settings) -> None:
