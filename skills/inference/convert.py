@@ -13,10 +13,12 @@ ids), then renamed into place: a crash never leaves a half-written file that a l
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -64,32 +66,80 @@ def _decode(text: str, decoder: dict[str, int], keep: set[int]) -> bytes:
 
 
 class Progress:
-    """A one-line progress bar on stderr (a few plain lines when stderr is not a terminal)."""
+    """A one-line progress bar on stderr (a few plain lines when stderr is not a terminal).
+
+    On a terminal, log records of the libraries doing the work (``gguf.gguf_writer`` INFO lines) would land in
+    the middle of the bar: inside ``showing_logs_of()`` they are printed on their own lines above it instead."""
 
     def __init__(self, label: str, stream: IO[str] | None = None) -> None:
         self.label, self.total, self.done = label, 1, 0
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self._last_quarter = -1
+        self._drawn = False
 
     def start(self, total: int) -> None:
         self.total = max(total, 1)
         self.advance(0)
 
+    def _bar(self) -> str:
+        frac = min(self.done / self.total, 1.0)
+        return f"\r{self.label} [{'#' * int(frac * 30):<30}] {frac:4.0%}"
+
     def advance(self, n: int) -> None:
         self.done += n
         frac = min(self.done / self.total, 1.0)
         if self.tty:
-            bar = "#" * int(frac * 30)
-            self.stream.write(f"\r{self.label} [{bar:<30}] {frac:4.0%}")
+            self.stream.write(self._bar())
+            self._drawn = True
         elif int(frac * 4) != self._last_quarter:  # 0, 25, 50, 75, 100 %
             self._last_quarter = int(frac * 4)
             self.stream.write(f"{self.label}: {frac:.0%}\n")
         self.stream.flush()
 
-    def finish(self, note: str) -> None:
-        self.stream.write(("\r" if self.tty else "") + f"{self.label}: {note}\n")
+    def note(self, line: str) -> None:
+        """Print ``line`` above the bar (the bar is cleared, the line written, the bar drawn again below it)."""
+        if self.tty and self._drawn:
+            self.stream.write(f"\r\x1b[K{line}\n{self._bar()}")
+        else:
+            self.stream.write(f"{line}\n")
         self.stream.flush()
+
+    @contextlib.contextmanager
+    def showing_logs_of(self, *names: str) -> Iterator[None]:
+        """On a terminal, route the records of the loggers ``names`` through ``note`` (at their usual levels)."""
+        if not self.tty:
+            yield
+            return
+        handler = _AboveTheBar(self)
+        loggers = [logging.getLogger(name) for name in names]
+        saved = [lg.propagate for lg in loggers]
+        for lg in loggers:
+            lg.addHandler(handler)
+            lg.propagate = False
+        try:
+            yield
+        finally:
+            for lg, propagate in zip(loggers, saved, strict=True):
+                lg.removeHandler(handler)
+                lg.propagate = propagate
+
+    def finish(self, note: str) -> None:
+        self.stream.write(("\r\x1b[K" if self.tty else "") + f"{self.label}: {note}\n")
+        self.stream.flush()
+
+
+class _AboveTheBar(logging.Handler):
+    def __init__(self, progress: Progress) -> None:
+        super().__init__()
+        self.progress = progress
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.progress.note(self.format(record))
+        except Exception:
+            self.handleError(record)
 
 
 def rewrite(source: Path, target: Path, *, progress: Progress | None = None) -> None:
@@ -161,8 +211,9 @@ def convert(source: Path, target: Path, *, stream: IO[str] | None = None) -> Pat
     started = time.perf_counter()
     try:
         progress = Progress(f"converting {source.name} for ctransformers", stream)
-        rewrite(source, temp, progress=progress)
-        verify(temp)
+        with progress.showing_logs_of("gguf"):
+            rewrite(source, temp, progress=progress)
+            verify(temp)
         os.replace(temp, target)  # atomic on one filesystem: readers see the old state or the whole file
         progress.finish(f"done in {time.perf_counter() - started:.1f} s -> {target}")
     finally:
