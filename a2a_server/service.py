@@ -333,6 +333,10 @@ class TaskService:
     def follow_all(self, where: EventFilter, after: int = 0) -> AsyncGenerator[builtins.list[GlobalEvent], None]:
         return self.event_log.follow_all(where, after)
 
+    async def last_cursor(self) -> int:
+        """The global cursor of the newest event: ``follow_all`` after it is "from now on"."""
+        return await self.event_log.last_cursor()
+
     async def purge(self, older_than: str) -> int:
         """Delete finished tasks whose last change is older than the ISO timestamp ``older_than``."""
         return await self.store.purge_finished_before(older_than)

@@ -5,7 +5,10 @@ Every event of every task that matches the query, in the global order of the log
 spelling: ``working`` or the 1.0 enum name). Each frame is ``id: <global cursor>`` and ``data:`` a 1.0
 ``StreamResponse`` (``statusUpdate`` / ``artifactUpdate`` / ``message``) that names its ``taskId``;
 ``Last-Event-ID: <cursor>`` resumes exactly after that frame, across restarts too (the cursor is the log's
-own order). Keepalives as on every stream; a reader too slow for its buffer catches up from the log.
+own order). Without it the stream starts at the oldest stored event, or with ``?from=now`` at the next new one
+(a page that lists tasks from ListTasks first need not replay the log); that stream opens with a frame that
+carries only ``id:``, so that a browser's EventSource resumes from there if it reconnects before any event.
+Keepalives as on every stream; a reader too slow for its buffer catches up from the log.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from a2a_server.http.state import app_state
 from a2a_server.model import TaskState
 from a2a_server.service import EventFilter, TaskService
 
-_QUERY = ("contextId", "skill", "state")
+_QUERY = ("contextId", "skill", "state", "from")
 
 
 def _bad(message: str) -> Response:
@@ -49,18 +52,25 @@ async def events(request: Request) -> Response:
         task_state = _state(raw_state)
         if task_state is None:
             return _bad(f"state {raw_state!r} is not a task state; one of {', '.join(s.value for s in TaskState)}")
+    start = query.get("from", "start")
+    if start not in ("start", "now"):
+        return _bad(f"from {start!r}: expected 'start' (every stored event, the default) or 'now' (new events only)")
     after = 0
     if (raw := request.headers.get("last-event-id")) is not None and raw.strip():
         if not raw.strip().isdigit():
             return _bad(f"Last-Event-ID {raw!r} is not a cursor of /a2a/events (a non-negative integer)")
         after = int(raw)
+    elif start == "now":  # a reconnecting EventSource sends Last-Event-ID, which wins over from=now
+        after = await state.service.last_cursor()
     where = EventFilter(context_id=query.get("contextId"), skill=query.get("skill"), state=task_state)
-    return sse_response(state.settings, _frames(state.service, where, after))
+    return sse_response(state.settings, _frames(state.service, where, after, mark=start == "now"))
 
 
-async def _frames(service: TaskService, where: EventFilter, after: int) -> AsyncIterator[bytes]:
+async def _frames(service: TaskService, where: EventFilter, after: int, mark: bool) -> AsyncIterator[bytes]:
     service.metrics.streams.inc()
     try:
+        if mark:  # an id without data sets EventSource.lastEventId and dispatches nothing
+            yield ServerSentEvent(id=str(after)).encode()
         async with contextlib.aclosing(service.follow_all(where, after)) as batches:
             async for batch in batches:
                 # every event that is ready goes out in one write

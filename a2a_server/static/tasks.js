@@ -61,7 +61,8 @@ export class TaskList {
 
   #connect() {
     this.#show("connecting", "connecting…");
-    const source = new EventSource(FEED);
+    // new events only: the list starts from ListTasks, and a replay of every stored token would be wasted work
+    const source = new EventSource(`${FEED}?from=now`);
     this.#source = source;
     source.addEventListener("open", () => {
       this.#retries = 0;

@@ -144,3 +144,18 @@ def test_resume_across_a_restart_on_the_same_file(tmp_path: Path) -> None:
         assert read(second.url, finished(before, after)) == seen + resumed
     finally:
         stop_server(second)
+
+
+def test_from_now_skips_the_stored_log_and_last_event_id_wins(served: ServerProcess) -> None:
+    """Bug: a page listing tasks (the console) replayed every stored event, every token included, on each load.
+    Fix: ``?from=now`` starts at the next new event; a reconnect's Last-Event-ID still resumes exactly."""
+    old = send(served.url, "stored before", uid())
+    stored = read(served.url, finished(old))
+    context = uid()
+    task_id = send(served.url, "w " * 30, context, blocking=False, delay_ms=30)
+    fresh = read(served.url, finished(task_id), query="?from=now")
+    assert old not in {task_of(d) for _, d in fresh} and fresh[0][0] > stored[-1][0]
+    resumed = read(served.url, finished(old), query="?from=now", last=0)
+    assert resumed[: len(stored)] == stored
+    r = httpx.get(f"{served.url}/a2a/events?from=yesterday", timeout=TIMEOUT)
+    assert r.status_code == 400 and "from" in r.json()["message"]
