@@ -17,6 +17,7 @@ from a2a_server.skill import InvalidSkillParams
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_LENGTH = 64
 SEED_MAX = 2**31 - 1  # ctransformers passes the seed to C as an int
+TIMEOUT_MAX = 86_400.0  # a day: longer is a mistake, not a plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class SamplingParams:
     repetition_penalty: float = 1.1
     seed: int | None = None  # None: a fresh random seed per task
     stop: tuple[str, ...] = ()
+    timeout_s: float | None = None  # None: no time limit
 
 
 def describe(context_length: int) -> str:
@@ -37,7 +39,9 @@ def describe(context_length: int) -> str:
         "temperature: number 0..2, 0 = greedy (default 0.2); top_p: number in (0, 1] (default 0.9); "
         "top_k: integer >= 0, 0 = off (default 40); repetition_penalty: number in (0, 10] (default 1.1); "
         f"seed: integer 0..{SEED_MAX}; stop: a string or up to {MAX_STOP_SEQUENCES} strings "
-        f"of 1..{MAX_STOP_LENGTH} characters; model: a registry id (`a2a-server models`)"
+        f"of 1..{MAX_STOP_LENGTH} characters; timeout_s: seconds in (0, {TIMEOUT_MAX:.0f}], the time limit from "
+        "submission (queue wait included), ending with finish_reason timeout and the text so far "
+        "(default A2A_INFERENCE_TIMEOUT, else none); model: a registry id (`a2a-server models`)"
     )
 
 
@@ -72,7 +76,9 @@ def _stop(value: Any) -> tuple[str, ...]:
     return tuple(items)
 
 
-def parse_params(metadata: Mapping[str, Any], *, context_length: int) -> SamplingParams:
+def parse_params(
+    metadata: Mapping[str, Any], *, context_length: int, default_timeout: float | None = None
+) -> SamplingParams:
     """The sampling parameters in ``metadata`` (absent or null fields take their defaults)."""
     defaults = SamplingParams()
     values: dict[str, Any] = {}
@@ -93,6 +99,11 @@ def parse_params(metadata: Mapping[str, Any], *, context_length: int) -> Samplin
         values["seed"] = _integer("seed", get("seed"), 0, SEED_MAX)
     if get("stop") is not None:
         values["stop"] = _stop(get("stop"))
+    if get("timeout_s") is not None:
+        allowed = f"a number of seconds in (0, {TIMEOUT_MAX:.0f}]"
+        values["timeout_s"] = _number("timeout_s", get("timeout_s"), allowed, 0, TIMEOUT_MAX, lo_open=True)
+    else:
+        values["timeout_s"] = default_timeout
     if "max_tokens" not in values:
         values["max_tokens"] = min(defaults.max_tokens, context_length)
     return SamplingParams(**values)

@@ -100,6 +100,7 @@ def tiny_registry(tiny_model_path: Path) -> Registry:
 def make_skill(tiny_registry: Registry) -> Callable[..., InferenceSkill]:
     def make(**kwargs: Any) -> InferenceSkill:
         kwargs.setdefault("threads", 1)
+        kwargs.setdefault("flush_ms", 0)  # one Token per token unless a test is about batching them
         return InferenceSkill(tiny_registry, **kwargs)
 
     return make
@@ -181,7 +182,8 @@ class ScriptedLLM:
 
 @pytest.fixture
 def scripted_skill() -> Callable[..., InferenceSkill]:
-    """``scripted_skill(pieces, pool_size=1, queue_size=16, context_length=512, delay=0, eval_delay=0, gate=None)``."""
+    """``scripted_skill(pieces, pool_size=1, queue_size=16, context_length=512, delay=0, eval_delay=0, gate=None,
+    **skill_options)``: no warm-up (it would sample through the gate) and one Token per token, unless given."""
 
     def make(
         pieces: Sequence[bytes],
@@ -192,14 +194,16 @@ def scripted_skill() -> Callable[..., InferenceSkill]:
         delay: float = 0.0,
         eval_delay: float = 0.0,
         gate: threading.Event | None = None,
+        **options: Any,
     ) -> InferenceSkill:
         spec = ModelSpec(id="scripted", path=Path("/nonexistent/scripted.gguf"), context_length=context_length)
 
         def factory(path: Path, model_type: str, context: int, threads: int) -> LLM:
             return ScriptedLLM(pieces, delay=delay, eval_delay=eval_delay, gate=gate, context_length=context_length)
 
+        options = {"threads": 1, "warm_up": False, "flush_ms": 0, **options}
         registry = Registry([spec], "scripted")
-        return InferenceSkill(registry, pool_size=pool_size, queue_size=queue_size, threads=1, llm_factory=factory)
+        return InferenceSkill(registry, pool_size=pool_size, queue_size=queue_size, llm_factory=factory, **options)
 
     return make
 

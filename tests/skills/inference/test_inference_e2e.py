@@ -84,7 +84,8 @@ async def test_the_paris_answer_streams_as_chunks_through_the_a2a_sdk(inference_
     chunks = [e.artifact_update for e in streamed if e.WhichOneof("payload") == "artifact_update"]
     text = "".join(p.text for c in chunks for p in c.artifact.parts)
     assert "Paris" in text, text
-    assert sum(1 for c in chunks if "".join(p.text for p in c.artifact.parts)) >= 5  # token by token
+    # streamed as it was generated: several chunks (a chunk carries the tokens of up to A2A_INFERENCE_FLUSH_MS)
+    assert sum(1 for c in chunks if "".join(p.text for p in c.artifact.parts)) >= 2
     assert chunks[-1].last_chunk and all(c.append for c in chunks[1:])
     assert kinds[-1] == "status_update" and streamed[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
 
@@ -134,7 +135,9 @@ async def test_cancel_ends_the_task_canceled_with_the_usage_so_far(inference_ser
     assert final is not None and final["status"]["state"] == "TASK_STATE_CANCELED"
     usage = final["metadata"]["usage"]
     assert usage["finish_reason"] == "cancelled"
-    assert 3 <= usage["completion_tokens"] <= chunks + 1 < 20  # stopped within a token of the cancel
+    # stopped soon after the cancel, far from the 512 tokens asked for (a chunk may carry several tokens: "within
+    # one token" is pinned with a scripted model in test_inference_skill)
+    assert 3 <= usage["completion_tokens"] < 100
     assert task["metadata"]["usage"] == usage
 
 

@@ -157,9 +157,20 @@ def test_the_skill_is_configured_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("A2A_INFERENCE_POOL", "2")
     monkeypatch.setenv("A2A_INFERENCE_QUEUE", "3")
     monkeypatch.delenv("A2A_INFERENCE_THREADS", raising=False)
+    monkeypatch.setenv("A2A_INFERENCE_TIMEOUT", "30")
+    monkeypatch.setenv("A2A_INFERENCE_FLUSH_MS", "0")
     skill = InferenceSkill()
     assert (skill.pool_size, skill.queue_size, skill.registry.default) == (2, 3, "smollm2-135m")
-    assert skill.threads >= 1
+    assert skill.threads is None and skill.max_threads >= 1  # picked per evaluation from 1..cores / pool
+    assert (skill.timeout_s, skill.pacing.flush_s) == (30.0, 0.0)
+    monkeypatch.setenv("A2A_INFERENCE_THREADS", "auto")
+    assert InferenceSkill().threads is None
+    monkeypatch.setenv("A2A_INFERENCE_THREADS", "1")
+    assert InferenceSkill().threads == 1
+    monkeypatch.setenv("A2A_INFERENCE_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="A2A_INFERENCE_TIMEOUT must be a number"):
+        InferenceSkill()
+    monkeypatch.delenv("A2A_INFERENCE_TIMEOUT")
     monkeypatch.setenv("A2A_INFERENCE_POOL", "zero")
     with pytest.raises(ValueError, match="A2A_INFERENCE_POOL must be an integer >= 1"):
         InferenceSkill()

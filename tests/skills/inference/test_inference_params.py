@@ -30,6 +30,10 @@ BAD = [
     ({"stop": ""}, "stop", "1..64 characters"),
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
     ({"stop": [1]}, "stop", "strings"),
+    ({"timeout_s": 0}, "timeout_s", "(0, 86400]"),
+    ({"timeout_s": -5}, "timeout_s", "(0, 86400]"),
+    ({"timeout_s": 1e9}, "timeout_s", "(0, 86400]"),
+    ({"timeout_s": "10"}, "timeout_s", "seconds"),
     ({"model": "gpt-9"}, "model", "tiny"),
     ({"model": 3}, "model", "string"),
 ]
@@ -59,6 +63,12 @@ def test_defaults_and_a_single_stop_string() -> None:
     assert parse_params({"stop": "\n\n", "temperature": 0}, context_length=512).stop == ("\n\n",)
 
 
+def test_the_time_limit_defaults_to_the_skill_setting_and_a_request_overrides_it() -> None:
+    assert parse_params({}, context_length=512).timeout_s is None
+    assert parse_params({}, context_length=512, default_timeout=30.0).timeout_s == 30.0
+    assert parse_params({"timeout_s": 5}, context_length=512, default_timeout=30.0).timeout_s == 5.0
+
+
 def test_good_parameters_pass(make_skill: Callable[..., InferenceSkill]) -> None:
     message = Message(role=Role.USER, parts=[Part.of_text("hi")])
     make_skill().validate(
@@ -71,6 +81,7 @@ def test_good_parameters_pass(make_skill: Callable[..., InferenceSkill]) -> None
             "seed": 0,
             "repetition_penalty": 1.0,
             "stop": ["x"],
+            "timeout_s": 2.5,
             "model": "tiny",
         },
     )

@@ -54,7 +54,7 @@ async def test_paris_at_temperature_zero(smollm2_skill: InferenceSkill, ctx_fact
     events = await run_all(smollm2_skill, ctx_factory(PARIS, {"temperature": 0, "max_tokens": 48}))
     text = answer(events)
     assert "Paris" in text, text
-    assert sum(isinstance(e, Token) and bool(e.text) for e in events) >= 5  # streamed, token by token
+    assert sum(isinstance(e, Token) and bool(e.text) for e in events) >= 2  # streamed, in several chunks
     metadata = final_metadata(events)
     assert metadata["usage"]["finish_reason"] == "stop"  # ended on <|im_end|>, not on the budget
     assert metadata["usage"]["prompt_tokens"] > 20  # SmolLM2's default system turn + the question

@@ -1,0 +1,74 @@
+"""The thread count per evaluation follows measured speed (issue 14: two ggml threads are fastest on a quiet
+machine and far slowest when anything else wants a core), and the warm-up at load calibrates it before "ready".
+
+The chooser is driven with simulated step times: the tests assert which count it settles on, not how fast."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+from skills.inference import InferenceSkill
+from skills.inference.threads import ThreadChooser
+
+QUIET = {1: 0.010, 2: 0.006}  # seconds per step: two threads win when both have a core
+BUSY = {1: 0.011, 2: 0.040}  # another job holds a core: the two threads spin-wait on each other
+
+
+def drive(chooser: ThreadChooser, cost: Mapping[int, float], steps: int) -> list[int]:
+    picks = []
+    for _ in range(steps):
+        threads = chooser.pick()
+        picks.append(threads)
+        chooser.record(threads, cost[threads])
+    return picks
+
+
+def test_it_settles_on_the_faster_count_and_follows_the_load_both_ways() -> None:
+    chooser = ThreadChooser([1, 2])
+    quiet = drive(chooser, QUIET, 200)
+    assert quiet[-100:].count(2) >= 95
+    busy = drive(chooser, BUSY, 200)
+    assert busy[20:].count(1) >= 170  # left two threads within a few steps, probing them now and then
+    again = drive(chooser, QUIET, 200)
+    assert again[-100:].count(2) >= 90  # and came back once they were fast again
+
+
+def test_probes_get_rarer_while_the_choice_keeps_winning() -> None:
+    chooser = ThreadChooser([1, 2])
+    picks = drive(chooser, QUIET, 2000)
+    assert picks[-1] == 2
+    assert picks.count(1) < 60  # under 3 % of the steps spent checking the slower count
+
+
+def test_calibration_picks_the_fastest_count_before_the_first_request() -> None:
+    chooser = ThreadChooser([1, 2])
+    chooser.seed(1, [0.009, 0.010, 0.011])
+    chooser.seed(2, [0.030, 0.025, 0.040])
+    assert chooser.pick() == 1
+    assert "1: 10.0 ms" in chooser.describe() and chooser.describe().endswith("-> 1 thread(s)")
+
+
+def test_a_single_count_is_never_probed() -> None:
+    chooser = ThreadChooser([2])
+    assert set(drive(chooser, {2: 0.01}, 500)) == {2}
+
+
+async def test_ready_only_after_a_warm_up_that_times_each_thread_count(
+    scripted_skill: Callable[..., InferenceSkill],
+) -> None:
+    skill = scripted_skill([b"ok"], eval_delay=0.02, threads=None, warm_up=True)  # 1..cores threads
+    await skill.start()
+    seen = set()
+    for _ in range(10_000):
+        status = skill.ready()
+        if status is None:
+            break
+        seen.add(status.split(" instance")[0])
+        await asyncio.sleep(0.001)
+    assert skill.ready() is None
+    assert "warming up model scripted" in seen
+    (instance,) = skill._models["scripted"].pool._free
+    assert all(instance.tuning.decode.median(n) is not None for n in instance.tuning.decode.candidates)
+    assert all(instance.tuning.prompt.median(n) is not None for n in instance.tuning.prompt.candidates)
+    await skill.close()
