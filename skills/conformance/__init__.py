@@ -1,7 +1,9 @@
 """``conformance``: the behaviours the official conformance suite (a2a-tck) asks for, by messageId prefix.
 
-Any other message: working, then completed after about a second (long enough to be canceled). A message
-that arrives for the task while it works (``ctx.next_message``) runs its own script on the same task.
+Any other message: working, then completed after about a second (long enough to be canceled); the 0.3 suite's
+plain messages (``test-…``, ``<name>-message-id-<uuid>``) wait for input instead: the suite cancels or continues
+them after a blocking send. A message that arrives for the task while it works (``ctx.next_message``) runs its own
+script on the same task.
 """
 
 from __future__ import annotations
@@ -83,6 +85,12 @@ class ConformanceSkill(BaseSkill):
                 )
             elif mid.startswith("test-resubscribe-message-id"):
                 wait = 2 * float(os.environ.get("TCK_STREAMING_TIMEOUT", "2.0"))
+            elif mid.startswith("test-") or "-message-id-" in mid:
+                # the 0.3 suite's plain messages (``test-…``, ``<name>-message-id-<uuid>``; a blocking send):
+                # it then cancels the task or continues it by taskId. Its reference agent stays working ~1 s; a
+                # blocking send would wait that out and find it completed, so the task waits for input instead
+                yield Status(TaskState.INPUT_REQUIRED, "Send another message to continue, or cancel the task")
+                return
             else:
                 wait = 1.0
             # None on timeout (then the task completes) or on cancel (then it is canceled)
