@@ -52,6 +52,11 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
                 help="all: answer requests and run tasks (the default); api: answer requests only; "
                 "worker: run tasks only (A2A_ROLE)",
             )
+            p.add_argument(
+                "--card-default",
+                choices=("0.3", "1.0"),
+                help="the card a request without A2A-Version gets at agent-card.json (A2A_CARD_DEFAULT, default 0.3)",
+            )
             p.add_argument("--keepalive-seconds", type=float, help="SSE keepalive comment interval (default 15)")
             p.add_argument("--max-body-bytes", type=int, help="largest accepted request body (default 1 MiB)")
             p.add_argument("--blocking-timeout", type=float, help="longest wait of a blocking send (default 60 s)")

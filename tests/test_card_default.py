@@ -40,3 +40,16 @@ def test_card_default_comes_from_the_environment_and_is_checked() -> None:
     assert Settings.from_env({"A2A_CARD_DEFAULT": "1.0"}).card_default == "1.0"
     with pytest.raises(ValueError, match="card_default"):
         Settings.from_env({"A2A_CARD_DEFAULT": "2.0"})
+
+
+def test_serve_takes_card_default_as_a_flag() -> None:
+    """The flag and the variable are one setting (cli.py only parses)."""
+    import subprocess
+    import sys
+
+    serve = [sys.executable, "-m", "a2a_server", "serve"]
+    r = subprocess.run([*serve, "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "--card-default {0.3,1.0}" in r.stdout, r.stdout
+    bad = subprocess.run([sys.executable, "-m", "a2a_server", "serve", "--card-default", "2.0"], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "--card-default" in bad.stderr
