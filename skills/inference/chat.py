@@ -31,11 +31,11 @@ class Turn:
 def _turns(value: Any, where: str) -> list[Turn]:
     shape = "a list of {role, content} objects with role system, user or assistant and content a string"
     if not isinstance(value, list):
-        raise InvalidSkillParams(f"invalid {where}: must be {shape}")
+        raise InvalidSkillParams(f"invalid {where}: must be {shape}", param="messages")
     turns = []
     for item in value:
         if not isinstance(item, Mapping) or item.get("role") not in ROLES or not isinstance(item.get("content"), str):
-            raise InvalidSkillParams(f"invalid {where}: must be {shape}, got item {item!r}")
+            raise InvalidSkillParams(f"invalid {where}: must be {shape}, got item {item!r}", param="messages")
         turns.append(Turn(ROLES[item["role"]], item["content"]))
     return turns
 
@@ -51,7 +51,9 @@ def chat_from(message: Message, metadata: Mapping[str, Any]) -> list[Turn]:
     if message.text:
         turns.append(Turn("user", message.text))
     if not any(t.role == "user" for t in turns):
-        raise InvalidSkillParams("nothing to answer: send text, or 'messages' with at least one user turn")
+        raise InvalidSkillParams(
+            "nothing to answer: send text, or 'messages' with at least one user turn", param="messages"
+        )
     return turns
 
 

@@ -46,7 +46,7 @@ def describe(context_length: int) -> str:
 
 
 def _bad(name: str, allowed: str, value: Any) -> InvalidSkillParams:
-    return InvalidSkillParams(f"invalid parameter {name!r}: must be {allowed}, got {value!r}")
+    return InvalidSkillParams(f"invalid parameter {name!r}: must be {allowed}, got {value!r}", param=name)
 
 
 def _number(name: str, value: Any, allowed: str, lo: float, hi: float, *, lo_open: bool = False) -> float:

@@ -197,10 +197,11 @@ class InferenceSkill(BaseSkill):
     def _spec(self, metadata: Mapping[str, Any]) -> ModelSpec:
         model_id = metadata.get("model")
         if model_id is not None and not isinstance(model_id, str):
-            raise InvalidSkillParams(f"invalid parameter 'model': must be a string, got {model_id!r}")
+            raise InvalidSkillParams(f"invalid parameter 'model': must be a string, got {model_id!r}", param="model")
         spec = self.registry.get(model_id)
         if spec is None:
-            raise InvalidSkillParams(f"invalid parameter 'model': must be one of {', '.join(self.registry.ids())}")
+            known = ", ".join(self.registry.ids())
+            raise InvalidSkillParams(f"invalid parameter 'model': must be one of {known}", param="model")
         return spec
 
     def validate(self, message: Message, metadata: Mapping[str, Any]) -> None:
@@ -269,6 +270,10 @@ class InferenceSkill(BaseSkill):
         """Wait for the default model; raises its ``ModelLoadError``."""
         await self._model(self.registry.default_spec).wait()
 
+    def queue_depth(self) -> int:
+        """Tasks waiting for a model instance (the core adds them to ``a2a_queue_depth``)."""
+        return sum(m.pool.waiting for m in self._models.values() if m.status is None)
+
     def ready(self) -> str | None:
         model = self._models.get(self.registry.default)
         return "the inference skill has not been started" if model is None else model.status
@@ -307,8 +312,8 @@ class InferenceSkill(BaseSkill):
         pool = await model.wait()
         try:
             ticket = pool.enqueue()
-        except QueueFull as exc:
-            yield Status(TaskState.REJECTED, text=str(exc))
+        except QueueFull as exc:  # "error" is the word the OpenAI face answers with (503 + Retry-After)
+            yield Status(TaskState.REJECTED, text=str(exc), metadata={"error": "queue_full"})
             return
         queued = time.monotonic()
         try:
