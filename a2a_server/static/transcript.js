@@ -15,6 +15,14 @@ export class Transcript {
       this.#pinned = box.scrollHeight - box.scrollTop - box.clientHeight < NEAR_BOTTOM_PX;
       this.jump.hidden = this.#pinned;
     });
+    // the intent to scroll up counts at once: a token arriving before the scroll event must not undo it
+    const unpin = () => {
+      this.#pinned = false;
+      this.jump.hidden = false;
+    };
+    box.addEventListener("wheel", (event) => event.deltaY < 0 && unpin(), { passive: true });
+    box.addEventListener("touchmove", unpin, { passive: true });
+    box.addEventListener("keydown", (event) => ["ArrowUp", "PageUp", "Home"].includes(event.key) && unpin());
     jump.addEventListener("click", () => this.reveal(true));
   }
 

@@ -183,7 +183,11 @@ async def test_scrolling_up_to_read_stops_the_following_until_latest_is_clicked(
         await page.click("#send")
         await text_longer_than(page, 1500)
         await page.hover("#transcript")
-        await page.mouse.wheel(0, -5000)  # the user scrolls up to read the beginning
+        for _ in range(20):  # the user scrolls up to read the beginning, wheeling until it is there
+            await page.mouse.wheel(0, -5000)
+            if await page.evaluate("() => document.getElementById('transcript').scrollTop === 0"):
+                break
+            await page.wait_for_timeout(100)
         await harness.wait_until(page, "() => document.getElementById('transcript').scrollTop === 0")
         before = await page.evaluate(READ_SCROLL)
         await text_longer_than(page, before["text"] + 300)
