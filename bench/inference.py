@@ -1,22 +1,28 @@
-"""Inference benchmark: raw ctransformers streaming vs the same generation through a2a-server, in one run.
+"""Inference benchmark: raw ctransformers at every thread count vs a2a-server at its defaults, in one run.
 
-How it measures (``python -m bench.inference --help`` for the knobs):
-- Prompts: a different question for every run (MODEL.md: ctransformers reuses the KV cache for a shared prompt
-  prefix, so a repeated prompt shows a false, tiny time to first token). Run i asks question i on both sides;
-  both build the same ChatML token ids (SmolLM2's default system turn + the question, ``chat.prompt_ids``) and
-  decode greedily (temperature 0, repetition penalty 1.1) up to ``--max-tokens``, so they compute the same
-  tokens; the table says whether the texts matched.
-- Raw (the physical reference): ctransformers in this process, the tightest loop there is: eval(prompt), then
-  sample / eval(token) per token. TTFT = from before the prompt evaluation to the first sampled token.
-- Server: ``a2a-server serve --skills inference`` (memory store) in a subprocess, the same threads, pool 1. An
-  httpx client POSTs ``SendStreamingMessage`` (``A2A-Version: 1.0``) and reads the SSE stream. TTFT = from
-  sending the request to the first artifact-update carrying text.
-- tokens/s, both sides = (tokens - 1) / (time of the last token - time of the first): the decode rate as the
+How it measures (``python -m bench.inference --help`` for the knobs; findings in bench/inference.md):
+- Prompts: a different question for every round (MODEL.md: ctransformers reuses the KV cache for a shared prompt
+  prefix, so a repeated prompt shows a false, tiny time to first token). Round i asks question i on every path;
+  all build the same ChatML token ids (SmolLM2's default system turn + the question, ``chat.prompt_ids``) and
+  decode greedily (temperature 0, repetition penalty 1.1) up to ``--max-tokens``, so they compute the same tokens.
+- Raw (the physical reference): ctransformers in this process, one instance per thread count 1..cores (each its
+  own KV cache), the tightest loop there is: eval(prompt), then sample / eval(token) per token. TTFT = from
+  before the prompt evaluation to the first sampled token.
+- Server: ``a2a-server serve --skills inference`` (memory store, pool 1) in a subprocess, with its defaults (no
+  A2A_INFERENCE_* variable set) and, to show what the defaults replace, the variants of ``--variants``. An httpx
+  client POSTs ``SendStreamingMessage`` (``A2A-Version: 1.0``) and reads the SSE stream. TTFT = from sending the
+  request to the first artifact-update carrying text.
+- tokens/s, all paths = (tokens - 1) / (time of the last token - time of the first): the decode rate as the
   reader sees it, prompt evaluation excluded (that is TTFT's part).
-- Rounds alternate raw and server on the same question; the table quotes medians over the rounds.
-- Queueing: 4 streams of distinct questions sent at once to a server with pool 1, then to one with pool 2 (its
-  instances get threads / 2 each, the server's default): when each began generating, its TTFT as the client saw
-  it, the positions it was shown, and the aggregate tokens/s over the wall time. Medians over ``--queue-rounds``.
+- Rounds alternate the paths on the same question (raw 1, raw 2, ..., each server); the table quotes medians.
+- Server CPU per streamed token: CPU time of the server's threads other than the model's (the generation thread
+  and the ggml threads it starts are named ``a2a-infer``; everything else - event loop, log writer, executor -
+  counts) over the tokens it streamed. The client's CPU per token (this process, the httpx reader) beside it.
+- First request: ``--first-runs`` fresh servers at their defaults; the first request after /readyz turns 200,
+  against the warm TTFT of the same server's next requests.
+- Queueing: 4 streams of distinct questions sent at once to a server with pool 1, then to one with pool 2, both
+  at their defaults: when each began generating, its TTFT, the positions it was shown, the aggregate tokens/s.
+- Every section says how many cores other processes kept busy meanwhile: the figures are only as clean as that.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import httpx
 from bench.core_apps import core_busy_seconds, cpu_seconds
 from skills.inference.backend import LLM
 from skills.inference.chat import Turn, prompt_ids
+from skills.inference.generate import THREAD_NAME
 from skills.inference.models import BUILTIN_MODELS
 from skills.inference.runtime import ctransformers_factory
 
@@ -49,13 +56,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 HOST = "127.0.0.1"
 SPEC = BUILTIN_MODELS[0]
+CORES = len(os.sched_getaffinity(0))
 SUBJECTS = [
     "the Moon", "volcanoes", "honey bees", "the Nile", "glass", "penguins", "the piano", "rain", "copper",
     "Mount Everest", "bread", "whales", "the compass", "salt", "owls", "the Sahara", "tea", "lightning",
     "coral reefs", "the bicycle", "cheese", "Jupiter", "maple trees", "the telescope", "silk", "wolves",
     "the Amazon", "paper", "octopuses", "the violin", "snow", "iron", "the Alps", "coffee", "dolphins", "clocks",
+    "the Danube", "granite", "hummingbirds", "the harp", "fog", "tin", "Mars", "rice", "sharks", "lanterns",
+    "the Andes", "wool", "bats", "the flute", "hail", "zinc", "Saturn", "olives", "eagles", "bridges",
 ]  # fmt: skip
 QUESTIONS = [f"Tell me three facts about {s}." for s in SUBJECTS]
+INFERENCE_VARIABLES = ("A2A_INFERENCE_THREADS", "A2A_INFERENCE_POOL", "A2A_INFERENCE_FLUSH_MS", "A2A_INFERENCE_TIMEOUT")
 
 
 @dataclass
@@ -71,7 +82,11 @@ class Streamed(Sample):
     started_ms: float = 0.0  # from the request to the status that says generation started
     skill_ttft_ms: float = 0.0  # the skill's own TTFT (its final status): prompt building + evaluation
     skill_tps: float = 0.0  # the skill's own decode rate, measured in its worker thread
+    threads: int = 0  # the ggml thread count the skill used at the end
     total_ms: float = 0.0
+    chunks: int = 0
+    client_cpu_s: float = 0.0
+    server_cpu_s: float = 0.0  # the server's own threads (not the model's) during this request
     positions: list[int] = field(default_factory=list)
 
 
@@ -103,6 +118,7 @@ async def stream_run(http: httpx.AsyncClient, url: str, question: str, max_token
     message = {"messageId": os.urandom(8).hex(), "role": "ROLE_USER", "parts": [{"text": question}]}
     params = {"message": message, "metadata": {"max_tokens": max_tokens, "temperature": 0}}
     body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": params}
+    cpu = time.thread_time()
     sent = time.perf_counter()
     times: list[float] = []
     chunks: list[str] = []
@@ -121,20 +137,24 @@ async def stream_run(http: httpx.AsyncClient, url: str, question: str, max_token
             elif "statusUpdate" in event:
                 update = event["statusUpdate"]
                 note = "".join(p.get("text", "") for p in update["status"].get("message", {}).get("parts", []))
-                if note.startswith("queued: position "):
-                    result.positions.append(int(note.rsplit(" ", 1)[1]))
+                if note.startswith("queued: position "):  # "queued: position N" or "... N (waiting S s)"
+                    result.positions.append(int(note.split()[2]))
                 state = update["status"]["state"]
                 if state == "TASK_STATE_WORKING" and (update.get("metadata") or {}).get("model"):
                     result.started_ms = (now - sent) * 1000  # the skill's "generation started" status
                 if state == "TASK_STATE_COMPLETED":
-                    result.tokens = int(update["metadata"]["usage"]["completion_tokens"])
-                    result.skill_ttft_ms = float(update["metadata"]["timings"]["ttft_ms"])
-                    result.skill_tps = float(update["metadata"]["timings"]["tokens_per_second"])
+                    metadata = update["metadata"]
+                    result.tokens = int(metadata["usage"]["completion_tokens"])
+                    result.skill_ttft_ms = float(metadata["timings"]["ttft_ms"])
+                    result.skill_tps = float(metadata["timings"]["tokens_per_second"])
+                    result.threads = int(metadata["timings"].get("threads", 0))
     result.total_ms = (time.perf_counter() - sent) * 1000
+    result.client_cpu_s = time.thread_time() - cpu
     result.ttft_ms = (times[0] - sent) * 1000 if times else 0.0
-    # chunks are tokens except where bytes were held back; spread the token count over the chunk times
-    result.tps = decode_rate(times) * (result.tokens - 1) / (len(times) - 1) if len(times) > 1 else 0.0
+    # a chunk may carry several tokens: the rate is tokens over the time from the first chunk to the last
+    result.tps = (result.tokens - 1) / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0.0
     result.text = "".join(chunks)
+    result.chunks = len(chunks)
     return result
 
 
@@ -145,30 +165,49 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(pool: int, threads: int, log: Path) -> Iterator[tuple[str, int]]:
+def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """``a2a-server serve --skills inference`` until /readyz says the model is loaded; always stopped."""
     port = free_port()
-    env = {**os.environ, "A2A_STORE": "memory", "A2A_INFERENCE_POOL": str(pool),
-           "A2A_INFERENCE_THREADS": str(threads)}  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if k not in INFERENCE_VARIABLES}
+    full = {**clean, "A2A_STORE": "memory", **env}
     argv = [str(Path(sys.executable).parent / "a2a-server"), "serve", "--host", HOST, "--port", str(port),
             "--skills", "inference", "--log-level", "warning"]  # fmt: skip
     with log.open("ab") as out:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, cwd=ROOT, env=full, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(url + "/readyz", timeout=2).status_code == 200:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server (pool {pool}) did not become ready; see {log}")
-            time.sleep(0.1)
+                raise SystemExit(f"server ({env or 'defaults'}) did not become ready; see {log}")
+            time.sleep(0.02)
         yield url, proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds of each live thread of ``pid``, with its OS name."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat.rsplit(")", 1)[1].split()
+            out[int(tid)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def server_cpu(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> float:
+    """CPU the server's own threads (not the model's) used between two ``thread_cpu`` readings."""
+    name = THREAD_NAME.decode()
+    return sum(cpu - before.get(tid, (comm, 0.0))[1] for tid, (comm, cpu) in after.items() if comm != name)
 
 
 class OtherLoad:
@@ -194,40 +233,109 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
-async def compare(url: str, llm: LLM, args: argparse.Namespace) -> list[str]:
-    raws: list[Sample] = []
-    served: list[Streamed] = []
-    async with httpx.AsyncClient(timeout=120) as http:
-        raw_run(llm, "Say hello.", 8, args.threads)  # warm-up, discarded
-        await stream_run(http, url, "Say hello.", 8)
+@dataclass
+class Path_:
+    """One way of generating: a raw thread count, or a server variant."""
+
+    name: str
+    samples: list[Sample] = field(default_factory=list)
+
+    def streamed(self) -> list[Streamed]:
+        return [s for s in self.samples if isinstance(s, Streamed)]
+
+
+async def compare(servers: dict[str, tuple[str, int]], llms: dict[int, LLM], args: argparse.Namespace) -> list[Path_]:
+    raws = {t: Path_(f"raw ctransformers, {t} thread{'s' if t > 1 else ''}") for t in llms}
+    served = {name: Path_(f"a2a-server, {name}") for name in servers}
+    async with httpx.AsyncClient(timeout=300) as http:
+        for t, llm in llms.items():
+            raw_run(llm, "Say hello.", 8, t)  # warm-up, discarded
+        for url, _ in servers.values():
+            await stream_run(http, url, "Say hello.", 8)
         for i in range(args.runs):
             question = QUESTIONS[i]
-            raws.append(raw_run(llm, question, args.max_tokens, args.threads))
-            served.append(await stream_run(http, url, question, args.max_tokens))
-    same = sum(r.text == s.text for r, s in zip(raws, served, strict=True))
-    rt, st = median([r.tps for r in raws]), median([s.tps for s in served])
-    overhead = median([s.ttft_ms - r.ttft_ms for r, s in zip(raws, served, strict=True)])
-    # The same prompt evaluation varies by tens of ms between runs when other jobs share the cores; the skill's
-    # own TTFT times this run's evaluation, so client TTFT minus it is the server's part alone.
-    server_part = median([s.ttft_ms - s.skill_ttft_ms for s in served])
-    return [
-        f"Single stream, pool 1, {args.threads} threads, max_tokens {args.max_tokens}, greedy; "
-        f"medians of {args.runs} runs (one new question each):",
+            for t, llm in llms.items():
+                raws[t].samples.append(raw_run(llm, question, args.max_tokens, t))
+            for name, (url, pid) in servers.items():
+                before = thread_cpu(pid)
+                sample = await stream_run(http, url, question, args.max_tokens)
+                sample.server_cpu_s = server_cpu(before, thread_cpu(pid))
+                served[name].samples.append(sample)
+    return [*raws.values(), *served.values()]
+
+
+def single_stream_table(paths: list[Path_], args: argparse.Namespace) -> tuple[list[str], dict[str, float]]:
+    raws = [p for p in paths if not p.streamed()]
+    best = max(raws, key=lambda p: median([s.tps for s in p.samples]))
+    best_tps = median([s.tps for s in best.samples])
+    lines = [
+        f"Single stream, pool 1, max_tokens {args.max_tokens}, greedy; medians of {args.runs} rounds (one new "
+        "question each, every path in turn):",
         "",
-        "| path | tokens/s | TTFT ms | tokens |",
-        "|---|---:|---:|---:|",
-        f"| raw ctransformers | {rt:.1f} | {median([r.ttft_ms for r in raws]):.1f} | "
-        f"{median([r.tokens for r in raws]):.0f} |",
-        f"| a2a-server SSE (client side) | {st:.1f} | {median([s.ttft_ms for s in served]):.1f} | "
-        f"{median([s.tokens for s in served]):.0f} |",
-        f"| ratio / difference | {st / rt if rt else 0:.3f} x | +{overhead:.1f} ms (median of per-run differences) | |",
-        f"| server's part of its TTFT | | {server_part:.1f} ms (client TTFT - the skill's own TTFT, per run) | |",
+        "| path | tokens/s | x best raw | TTFT ms | TTFT - best raw (per round) | server's own part of TTFT "
+        "| chunks | threads used | server CPU µs/token | client CPU µs/token |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    goals: dict[str, float] = {}
+    for p in paths:
+        tps = median([s.tps for s in p.samples])
+        ttft = median([s.ttft_ms for s in p.samples])
+        row = [p.name + (" (best raw)" if p is best else ""), f"{tps:.1f}", f"{tps / best_tps:.2f}", f"{ttft:.1f}"]
+        streamed = p.streamed()
+        if streamed:
+            over = median([s.ttft_ms - r.ttft_ms for s, r in zip(streamed, best.samples, strict=True)])
+            own = median([s.ttft_ms - s.skill_ttft_ms for s in streamed])
+            tokens = sum(s.tokens for s in streamed)
+            cpu = sum(s.server_cpu_s for s in streamed)
+            threads = sorted({s.threads for s in streamed})
+            row += [
+                f"{over:+.1f}",
+                f"{own:.1f}",
+                f"{median([s.chunks for s in streamed]):.0f}",
+                "/".join(map(str, threads)),
+                f"{1e6 * cpu / tokens:.0f}" if tokens else "-",
+                f"{1e6 * sum(s.client_cpu_s for s in streamed) / tokens:.0f}" if tokens else "-",
+            ]
+            if p.name.endswith("defaults"):
+                goals = {"ratio": tps / best_tps, "ttft_over": over, "own": own,
+                         "cpu_us": 1e6 * cpu / tokens if tokens else 0.0}  # fmt: skip
+        else:
+            row += ["", "", "", "", "", ""]
+        lines.append("| " + " | ".join(row) + " |")
+    same = [
+        f"{p.name}: {sum(s.text == r.text for s, r in zip(p.samples, best.samples, strict=True))}/{args.runs}"
+        for p in paths
+        if p.streamed()
+    ]
+    runs = [s for p in paths for s in p.streamed()]
+    if len({s.chunks for s in runs}) > 1:
+        per_chunk, fixed = statistics.linear_regression([s.chunks for s in runs], [s.server_cpu_s for s in runs])
+        lines += [
+            "",
+            f"Server CPU (its own threads) per request, least squares over all {len(runs)} server runs above: "
+            f"{1000 * fixed:.1f} ms + {1e6 * per_chunk:.0f} µs per text chunk (event).",
+        ]
+    lines += [
         "",
-        f"Same text on both paths in {same}/{args.runs} runs. Per-run tokens/s raw: "
-        + ", ".join(f"{r.tps:.1f}" for r in raws)
-        + "; server (client side): " + ", ".join(f"{s.tps:.1f}" for s in served)
-        + "; server (its worker thread): " + ", ".join(f"{s.skill_tps:.1f}" for s in served),
+        "Same text as the best raw path in: " + "; ".join(same) + ". Per-round tokens/s: "
+        + "; ".join(f"{p.name}: " + ", ".join(f"{s.tps:.0f}" for s in p.samples) for p in paths) + ".",
     ]  # fmt: skip
+    return lines, goals
+
+
+async def first_requests(args: argparse.Namespace, log: Path) -> tuple[list[float], list[float], list[float]]:
+    """TTFT of the first request after /readyz, then of the next ones, on fresh servers at their defaults."""
+    firsts, warms, others = [], [], []
+    for run in range(args.first_runs):
+        with server({}, log) as (url, pid):
+            load = OtherLoad(pid)
+            async with httpx.AsyncClient(timeout=300) as http:
+                base = len(QUESTIONS) - 1 - 4 * run
+                firsts.append((await stream_run(http, url, QUESTIONS[base], args.max_tokens)).ttft_ms)
+                for k in range(1, 4):
+                    warms.append((await stream_run(http, url, QUESTIONS[base - k], args.max_tokens)).ttft_ms)
+            others.append(load.cores())
+    return firsts, warms, others
 
 
 async def queueing(url: str, pool: int, args: argparse.Namespace, offset: int) -> list[str]:
@@ -253,48 +361,92 @@ async def queueing(url: str, pool: int, args: argparse.Namespace, offset: int) -
     return [*lines, f"| {pool} | all | | | {median([w for w, _ in rounds]) * 1000:.0f} (wall) | {total:.1f} | |"]
 
 
+def variants(spec: str) -> dict[str, dict[str, str]]:
+    """``--variants``: comma-separated servers, each one or more ``+``-joined NAME=VALUE settings of
+    A2A_INFERENCE_*, e.g. ``THREADS=1,THREADS=2+FLUSH_MS=0`` (two servers besides the one at its defaults)."""
+    out: dict[str, dict[str, str]] = {"defaults": {}}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        settings = [part.partition("=") for part in item.split("+")]
+        name = ", ".join(f"{key.lower()} {value}" for key, _, value in settings)
+        out[name] = {f"A2A_INFERENCE_{key.upper()}": value for key, _, value in settings}
+    return out
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.inference", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=7, help="single-stream rounds (default 7)")
-    parser.add_argument("--queue-rounds", type=int, default=3, help="rounds of 4 concurrent streams per pool size")
+    parser.add_argument("--runs", type=int, default=9, help="single-stream rounds (default 9)")
+    parser.add_argument("--first-runs", type=int, default=3, help="fresh servers for the first-request TTFT")
+    parser.add_argument("--queue-rounds", type=int, default=2, help="rounds of 4 concurrent streams per pool size")
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads per model (pool 1)")
+    parser.add_argument(
+        "--variants",
+        default=",".join([*(f"THREADS={n}+FLUSH_MS=0" for n in range(1, CORES + 1)), "FLUSH_MS=0"]),
+        help="servers to compare with the one at its defaults (default: every fixed thread count with a token "
+        "event per token, as before issue 14, and the defaults with a token event per token)",
+    )
     args = parser.parse_args()
-    if args.runs + 8 * args.queue_rounds > len(QUESTIONS):
-        parser.error(f"at most {len(QUESTIONS)} distinct questions: lower --runs or --queue-rounds")
+    if args.runs + 8 * args.queue_rounds + 4 * args.first_runs > len(QUESTIONS):
+        parser.error(f"at most {len(QUESTIONS)} distinct questions: lower --runs, --queue-rounds or --first-runs")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log = RESULTS / f"inference-{stamp}-server.log"
     path = SPEC.load_path()
     if path is None or not path.is_file():
         raise SystemExit(f"{SPEC.id} is not converted yet: run `a2a-server models convert` first")
-    llm = ctransformers_factory(path, SPEC.model_type, SPEC.context_length, args.threads)
-    with server(1, args.threads, log) as (url, pid):
-        other = OtherLoad(pid)
-        out = asyncio.run(compare(url, llm, args))
-        others = [f"single stream {other.cores():.2f}"]
-        other = OtherLoad(pid)
-        rows = asyncio.run(queueing(url, 1, args, args.runs))
-        others.append(f"pool 1 queueing {other.cores():.2f}")
-    del llm  # free its threads' memory before the pool-2 server loads two instances
-    with server(2, max(1, args.threads // 2), log) as (url, pid):
-        other = OtherLoad(pid)
-        rows += asyncio.run(queueing(url, 2, args, args.runs + 4 * args.queue_rounds))
-        others.append(f"pool 2 queueing {other.cores():.2f}")
+    started = datetime.now(UTC)
+    others: list[str] = []
+    llms = {t: ctransformers_factory(path, SPEC.model_type, SPEC.context_length, t) for t in range(1, CORES + 1)}
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(server(env, log)) for name, env in variants(args.variants).items()}
+        load = OtherLoad(*(pid for _, pid in servers.values()))
+        paths = asyncio.run(compare(servers, llms, args))
+        others.append(f"single stream {load.cores():.2f}")
+    del llms  # free their memory before the queueing servers load theirs
+    out, goals = single_stream_table(paths, args)
+    firsts, warms, first_load = asyncio.run(first_requests(args, log))
+    others.append("first requests " + "/".join(f"{c:.2f}" for c in first_load))
+    rows: list[str] = []
+    for pool in (1, 2):
+        with server({"A2A_INFERENCE_POOL": str(pool)}, log) as (url, pid):
+            load = OtherLoad(pid)
+            rows += asyncio.run(queueing(url, pool, args, args.runs + 4 * args.queue_rounds * (pool - 1)))
+            others.append(f"pool {pool} queueing {load.cores():.2f}")
+    first, warm = median(firsts), median(warms)
     out += [
         "",
-        f"4 concurrent streams (sent 5 ms apart, FIFO), max_tokens {args.max_tokens}; medians of "
-        f"{args.queue_rounds} rounds. started = until the 'generation started' status; positions = the "
+        f"First request after /readyz, {args.first_runs} fresh servers at their defaults: TTFT "
+        + ", ".join(f"{f:.0f}" for f in firsts)
+        + f" ms (median {first:.0f}); the next 3 requests of each: median {warm:.0f} ms.",
+        "",
+        "| goal (issue 14) | target | this run | |",
+        "|---|---|---:|---|",
+        f"| server tokens/s ÷ raw at its best thread count | ≥ 0.9 | {goals['ratio']:.2f} | "
+        f"{verdict(goals['ratio'] >= 0.9)} |",
+        f"| warm TTFT overhead (server - best raw, median per round) | ≤ 10 ms | {goals['ttft_over']:+.1f} ms "
+        f"(server's own part {goals['own']:.1f} ms) | {verdict(goals['ttft_over'] <= 10)} |",
+        f"| first-request TTFT ÷ warm TTFT | ≤ 2 | {first / warm if warm else 0:.2f} | "
+        f"{verdict(warm > 0 and first <= 2 * warm)} |",
+        f"| server CPU per streamed token (not the model's threads) | ≤ 100 µs | {goals['cpu_us']:.0f} µs | "
+        f"{verdict(goals['cpu_us'] <= 100)} |",
+        "",
+        f"4 concurrent streams (sent 5 ms apart, FIFO), servers at their defaults, max_tokens {args.max_tokens}; "
+        f"medians of {args.queue_rounds} rounds. started = until the 'generation started' status; positions = the "
         "'queued: position N' statuses one round showed:",
         "",
         "| pool | task | started ms | TTFT ms | total ms | tokens/s | positions seen |",
         "|---:|---:|---:|---:|---:|---:|---|",
         *rows,
         "",
-        f"Machine: {os.cpu_count()} cores. Cores kept busy by other processes meanwhile: {', '.join(others)}. "
-        f"Command: python -m bench.inference --runs {args.runs} --queue-rounds {args.queue_rounds} "
-        f"--max-tokens {args.max_tokens} --threads {args.threads}",
-    ]
+        f"Machine: {CORES} cores ({os.cpu_count()} online); run {started:%Y-%m-%d %H:%M} to "
+        f"{datetime.now(UTC):%H:%M} UTC. "
+        f"Cores kept busy by other processes meanwhile: {', '.join(others)}. Command: python -m bench.inference "
+        f"--runs {args.runs} --first-runs {args.first_runs} --queue-rounds {args.queue_rounds} "
+        f"--max-tokens {args.max_tokens} --variants {args.variants}",
+    ]  # fmt: skip
     report = "\n".join(out) + "\n"
     (RESULTS / f"inference-{stamp}.md").write_text(report)
     (RESULTS / "inference-latest.md").write_text(report)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import random
 import sys
 import threading
@@ -91,11 +92,20 @@ class ContextOverflow(ValueError):
     pass
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+    except OSError:
+        return None
+
+
 def name_thread(name: bytes = THREAD_NAME) -> None:
     """Set the calling thread's OS name (Linux ``prctl(PR_SET_NAME)``); threads it starts inherit it."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None).prctl(15, name, 0, 0, 0)
+    libc = _libc()
+    if libc is not None:
+        with contextlib.suppress(AttributeError):
+            libc.prctl(15, name, 0, 0, 0)
 
 
 class Generation:

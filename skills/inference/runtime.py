@@ -21,7 +21,7 @@ from skills.inference.convert import convert
 from skills.inference.generate import Budget
 from skills.inference.models import ModelSpec, ModelState
 from skills.inference.pool import Pool
-from skills.inference.threads import Tuning
+from skills.inference.threads import OtherLoad, Tuning
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class LoadedModel:
             for index in range(self._pool_size):
                 self.status = f"loading model {spec.id} instance {index + 1}/{self._pool_size} from {path}"
                 llm = await asyncio.to_thread(self._factory, path, spec.model_type, spec.context_length, most)
-                tuning = Tuning(self.thread_counts)
+                tuning = Tuning(self.thread_counts, OtherLoad() if len(self.thread_counts) > 1 else None)
                 if self._warm:
                     self.status = f"warming up model {spec.id} instance {index + 1}/{self._pool_size}"
                     began = time.perf_counter()

@@ -4,45 +4,87 @@ Why not a fixed count: ggml (ctransformers' September-2023 copy) starts its work
 makes them spin-wait on each other after every graph node, without yielding. When every thread has a core, two
 threads decode ~1.7x faster than one; when anything else wants one of the two cores (another job, the event loop
 streaming tokens, the client reading them), the thread that lost its core stalls the one that spins, and two threads
-fall far below one (measured on this 2-core machine class with one core busy elsewhere: 5-62 tokens/s with two
-threads, 42-49 with one; see bench/inference.md). Which count is best changes from second to second, so it is
-measured, not configured:
+fall far below one: on this 2-core machine class with other jobs running, raw ctransformers with two threads went
+from 62 down to 2 tokens/s between one round and the next, while one thread stayed at 42-55 (bench/inference.md).
+Which count is best changes from second to second, and the two mistakes do not cost the same: one thread too few
+costs at most ~1.7x, one too many up to ~20x. So:
 
 - ``record(threads, seconds, units)`` after each evaluation (units: tokens evaluated);
-- ``pick()`` returns the count with the lowest median time per unit over its recent samples, except that every
-  ``interval`` evaluations it probes another count for ``PROBE`` evaluations. A probe that loses doubles the
-  interval (up to ``MAX_INTERVAL``), a probe that wins switches and resets it; when the current count gets much
-  slower than the other was when last seen, the other is probed at once.
+- other processes' load (``others()``: cores they kept busy lately, from /proc/stat) caps the count: more threads
+  than cores left free are not used at all;
+- a count that has become ``DEGRADED`` times slower than a smaller count was is left at once, for that count;
+- a larger count is tried (probed) every ``interval`` evaluations, for up to ``PROBE`` of them; the probe ends after
+  one evaluation if that one is already twice as slow. A winning probe takes over and resets the interval; a losing
+  one doubles it, up to ``MAX_INTERVAL``.
 
 A ``ThreadChooser`` belongs to one model instance and is used by one thread at a time (its generation's worker).
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import statistics
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 PROBE = 3  # evaluations per probe; their median decides
 WINDOW = 8  # recent samples kept per thread count
+RECENT = 3  # samples that show a count has become slower
 BASE_INTERVAL = 16
-MAX_INTERVAL = 256
+MAX_INTERVAL = 512
 WIN_MARGIN = 0.95  # a probe must be at least 5 % faster to take over
-DEGRADED = 1.3  # the current count is this much slower than the other's last median: probe the other now
+DEGRADED = 1.3  # this much slower than a smaller count was: switch to it now
+HOPELESS = 2.0  # a probe's first evaluation this much slower than the current count ends the probe
+LOAD_EVERY = 0.25  # seconds between two readings of the other processes' load
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class OtherLoad:
+    """Cores that other processes kept busy since the previous call (Linux /proc; None elsewhere)."""
+
+    def __init__(self) -> None:
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, float, float] | None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+            user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields)
+            busy = (user + nice + system + irq + softirq + steal) / self._tick
+            ours = sum(os.times()[:2])
+            return time.monotonic(), busy, ours
+        return None
+
+    def __call__(self) -> float | None:
+        now, last = self._read(), self._last
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        self._last = now
+        return max((now[1] - last[1]) - (now[2] - last[2]), 0.0) / (now[0] - last[0])
 
 
 class ThreadChooser:
-    def __init__(self, candidates: Iterable[int]) -> None:
+    def __init__(
+        self, candidates: Iterable[int], others: Callable[[], float | None] | None = None, cores: int | None = None
+    ) -> None:
         self.candidates = sorted(set(candidates))
         if not self.candidates or self.candidates[0] < 1:
             raise ValueError("thread counts must be positive")
-        self.current = self.candidates[-1]
+        self.current = self.candidates[0]  # the safe end until measured: larger counts are probed
+        self._others, self._cores = others, cores or usable_cores()
+        self._allowed, self._load_at = self.candidates[-1], -math.inf
         self._samples: dict[int, deque[float]] = {n: deque(maxlen=WINDOW) for n in self.candidates}
         self._last_seen: dict[int, float] = {}  # median per unit when the count was last measured
         self._probing: int | None = None
         self._since_probe = 0
         self._interval = BASE_INTERVAL
-        self._next_probe = 0  # round robin over the other counts
         self.switches = 0
 
     @property
@@ -54,29 +96,41 @@ class ThreadChooser:
         return statistics.median(samples) if samples else self._last_seen.get(threads)
 
     def pick(self) -> int:
-        if self._probing is None and self.adaptive and self._since_probe >= self._interval:
-            self._start_probe(self._other())
+        if not self.adaptive:
+            return self.current
+        allowed = self._cap()
+        if self.current > allowed:
+            self._switch(max(n for n in self.candidates if n <= allowed))
+        if self._probing is None and self._since_probe >= self._interval:
+            self._since_probe = 0
+            larger = [n for n in self.candidates if self.current < n <= allowed]
+            if larger:
+                self._probing = larger[0]
+                self._samples[self._probing].clear()
         return self.current if self._probing is None else self._probing
 
     def record(self, threads: int, seconds: float, units: int = 1) -> None:
         if threads not in self._samples or units < 1:
             return
-        self._samples[threads].append(seconds / units)
+        per_unit = seconds / units
+        self._samples[threads].append(per_unit)
         if threads == self._probing:
-            if len(self._samples[threads]) >= PROBE:
+            mine = self.median(self.current)
+            if len(self._samples[threads]) >= PROBE or (mine is not None and per_unit > HOPELESS * mine):
                 self._end_probe(threads)
             return
         if threads != self.current:
             return
         self._since_probe += 1
-        mine = self._samples[threads]
-        if self.adaptive and len(mine) >= PROBE:
-            now = self._last_seen[threads] = statistics.median(mine)
-            seen = {n: t for n, t in self._last_seen.items() if n != threads}
-            if seen:
-                other = min(seen, key=seen.__getitem__)
-                if now > DEGRADED * seen[other]:
-                    self._start_probe(other)
+        recent = list(self._samples[threads])[-RECENT:]
+        if not self.adaptive or len(recent) < RECENT:
+            return
+        now = self._last_seen[threads] = statistics.median(recent)
+        smaller = {n: t for n, t in self._last_seen.items() if n < threads}
+        if smaller:
+            best = min(smaller, key=smaller.__getitem__)
+            if now > DEGRADED * smaller[best]:
+                self._switch(best)
 
     def seed(self, threads: int, per_unit: Iterable[float]) -> None:
         """Calibration: samples measured before serving (the warm-up at load)."""
@@ -87,16 +141,22 @@ class ThreadChooser:
         if self._last_seen:
             self.current = min(self._last_seen, key=self._last_seen.__getitem__)
 
-    def _other(self) -> int:
-        others = [n for n in self.candidates if n != self.current]
-        choice = others[self._next_probe % len(others)]
-        self._next_probe += 1
-        return choice
+    def _cap(self) -> int:
+        """The most threads the other processes leave cores for (all of them when their load is unknown)."""
+        if self._others is not None and time.monotonic() - self._load_at >= LOAD_EVERY:
+            self._load_at = time.monotonic()
+            others = self._others()
+            if others is not None:
+                allowed = max(1, math.floor(self._cores - others + 0.5))
+                if allowed > self._allowed:  # cores came free: look at the larger counts again soon
+                    self._interval = min(self._interval, BASE_INTERVAL)
+                self._allowed = allowed
+        return self._allowed
 
-    def _start_probe(self, threads: int) -> None:
-        self._samples[threads].clear()
-        self._probing = threads
-        self._since_probe = 0
+    def _switch(self, threads: int) -> None:
+        self.current, self._probing = threads, None
+        self._samples[threads].clear()  # its tenure starts fresh: old samples say nothing about now
+        self.switches += 1
 
     def _end_probe(self, threads: int) -> None:
         probe = statistics.median(self._samples[threads])
@@ -104,11 +164,9 @@ class ThreadChooser:
         self._probing = None
         mine = self.median(self.current)
         if mine is None or probe < WIN_MARGIN * mine:
-            self.current = threads
-            self._interval = BASE_INTERVAL
-            self.switches += 1
-            self._samples[threads].clear()  # its tenure starts fresh: old samples say nothing about now
+            self._switch(threads)
             self._samples[threads].append(probe)
+            self._interval = BASE_INTERVAL
         else:
             self._interval = min(self._interval * 2, MAX_INTERVAL)
 
@@ -118,9 +176,24 @@ class ThreadChooser:
 
 
 class Tuning:
-    """The thread choosers of one model instance: prompt slices and decode steps scale differently."""
+    """The thread choosers of one model instance: prompt slices and decode steps scale differently. They share
+    one reading of the other processes' load."""
 
-    def __init__(self, counts: Iterable[int]) -> None:
+    def __init__(self, counts: Iterable[int], others: Callable[[], float | None] | None = None) -> None:
         counts = sorted(set(counts))
-        self.prompt = ThreadChooser(counts)
-        self.decode = ThreadChooser(counts)
+        shared = _Shared(others) if others is not None else None
+        self.prompt = ThreadChooser(counts, shared)
+        self.decode = ThreadChooser(counts, shared)
+
+
+class _Shared:
+    """One load reading for two choosers: each call of ``OtherLoad`` consumes the interval since the last one."""
+
+    def __init__(self, source: Callable[[], float | None]) -> None:
+        self._source, self._at = source, -math.inf
+        self._value: float | None = None
+
+    def __call__(self) -> float | None:
+        if time.monotonic() - self._at >= LOAD_EVERY / 2:
+            self._at, self._value = time.monotonic(), self._source()
+        return self._value
