@@ -83,6 +83,7 @@ class Streamed(Sample):
     skill_ttft_ms: float = 0.0  # the skill's own TTFT (its final status): prompt building + evaluation
     skill_tps: float = 0.0  # the skill's own decode rate, measured in its worker thread
     threads: int = 0  # the ggml thread count the skill used at the end
+    prompt_threads: int = 0  # ... and for the prompt's last slice
     total_ms: float = 0.0
     chunks: int = 0
     client_cpu_s: float = 0.0
@@ -148,6 +149,7 @@ async def stream_run(http: httpx.AsyncClient, url: str, question: str, max_token
                     result.skill_ttft_ms = float(metadata["timings"]["ttft_ms"])
                     result.skill_tps = float(metadata["timings"]["tokens_per_second"])
                     result.threads = int(metadata["timings"].get("threads", 0))
+                    result.prompt_threads = int(metadata["timings"].get("prompt_threads", 0))
     result.total_ms = (time.perf_counter() - sent) * 1000
     result.client_cpu_s = time.thread_time() - cpu
     result.ttft_ms = (times[0] - sent) * 1000 if times else 0.0
@@ -273,7 +275,7 @@ def single_stream_table(paths: list[Path_], args: argparse.Namespace) -> tuple[l
         "question each, every path in turn):",
         "",
         "| path | tokens/s | x best raw | TTFT ms | TTFT - best raw (per round) | server's own part of TTFT "
-        "| chunks | threads used | server CPU µs/token | client CPU µs/token |",
+        "| chunks | threads used (prompt+decode) | server CPU µs/token | client CPU µs/token |",
         "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     goals: dict[str, float] = {}
@@ -287,12 +289,12 @@ def single_stream_table(paths: list[Path_], args: argparse.Namespace) -> tuple[l
             own = median([s.ttft_ms - s.skill_ttft_ms for s in streamed])
             tokens = sum(s.tokens for s in streamed)
             cpu = sum(s.server_cpu_s for s in streamed)
-            threads = sorted({s.threads for s in streamed})
+            threads = sorted({f"{s.prompt_threads}+{s.threads}" for s in streamed})
             row += [
                 f"{over:+.1f}",
                 f"{own:.1f}",
                 f"{median([s.chunks for s in streamed]):.0f}",
-                "/".join(map(str, threads)),
+                " ".join(threads),
                 f"{1e6 * cpu / tokens:.0f}" if tokens else "-",
                 f"{1e6 * sum(s.client_cpu_s for s in streamed) / tokens:.0f}" if tokens else "-",
             ]

@@ -63,6 +63,7 @@ class Finished:
     ttft_ms: float  # from the start of the generation (prompt evaluation) to the first token
     tokens_per_second: float  # decode speed: tokens after the first over the time since the first
     threads: int = 0  # the decode thread count in use at the end
+    prompt_threads: int = 0  # the thread count of the prompt's last slice
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ class Generation:
         self.sampled = 0
         self.sampled_at_cancel: int | None = None
         self.handoffs = 0
+        self.prompt_threads = 0  # the thread count of the last prompt slice
 
     def start(self, on_exit: Callable[[], None]) -> None:
         self._on_exit = on_exit
@@ -195,7 +197,7 @@ class Generation:
 
     def _evaluate_prompt(self, prompt: list[int]) -> str | None:
         """Evaluate what the KV cache lacks of ``prompt``, in slices; returns a reason to halt, or None."""
-        llm, budget, chooser = self._llm, self._budget, self._tuning.prompt
+        llm, budget, tuning = self._llm, self._budget, self._tuning
         # Reuses the KV cache for the prefix shared with this instance's previous prompt (the system turn).
         pending = list(llm.prepare_inputs_for_generation(prompt, reset=True))
         done = len(prompt) - len(pending)
@@ -205,10 +207,12 @@ class Generation:
             if reason := self._halt():
                 return reason
             piece = pending[at : at + PROMPT_SLICE]
-            threads = chooser.pick()
+            full = len(piece) == PROMPT_SLICE  # only full slices are timed: the fixed cost per call skews the rest
+            threads = self.prompt_threads = tuning.prompt.pick() if full else tuning.decode.steady()
             began = time.perf_counter()
             llm.eval(piece, batch_size=budget.batch_size, threads=threads)
-            chooser.record(threads, time.perf_counter() - began, len(piece))
+            if full:
+                tuning.prompt.record(threads, time.perf_counter() - began, len(piece))
             done += len(piece)
             now = time.monotonic()
             if done < len(prompt) and now - last_report >= self._pacing.progress_s and now > started:
@@ -279,4 +283,4 @@ class Generation:
         tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
         ttft = (first - started) * 1000 if count else 0.0
         tail = "" if reason == "cancelled" else text.flush()
-        return Finished(reason, len(prompt), count, tail, ttft, tps, chooser.current)
+        return Finished(reason, len(prompt), count, tail, ttft, tps, chooser.current, self.prompt_threads)

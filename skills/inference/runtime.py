@@ -18,7 +18,7 @@ from pathlib import Path
 from skills.inference.backend import LLM, ModelLoadError, load_llm
 from skills.inference.chat import Turn, prompt_ids, stop_ids
 from skills.inference.convert import convert
-from skills.inference.generate import Budget
+from skills.inference.generate import PROMPT_SLICE, Budget
 from skills.inference.models import ModelSpec, ModelState
 from skills.inference.pool import Pool
 from skills.inference.threads import OtherLoad, Tuning
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 LLMFactory = Callable[[Path, str, int, int], LLM]
 BATCH_SIZE = 8  # tokens per prompt-evaluation batch; larger batches measured no faster on 2 cores
 WARM_UP_STEPS = 4  # decode steps per thread count in the warm-up
-WARM_UP_TEXT = "Hello!"
+WARM_UP_TEXT = "Say hello, then name the days of the week and the months of the year."  # a full prompt slice
 
 
 def ctransformers_factory(path: Path, model_type: str, context_length: int, threads: int) -> LLM:
@@ -43,8 +43,9 @@ class Instance:
     tuning: Tuning
 
 
-def warm_up(llm: LLM, spec: ModelSpec, tuning: Tuning, steps: int = WARM_UP_STEPS) -> str:
-    """Evaluate a short chat prompt and ``steps`` decode steps at each thread count (blocking: run it in a thread);
+def warm_up(llm: LLM, spec: ModelSpec, tuning: Tuning, steps: int = WARM_UP_STEPS, rounds: int = 2) -> str:
+    """Evaluate a short chat prompt and ``steps`` decode steps at each thread count, ``rounds`` times (blocking: run
+    it in a thread);
     seeds ``tuning`` with the timings and returns them as text for the log.
 
     The last pass evaluates the plain prompt, so the KV cache then holds the model's system turn, as it does after
@@ -55,14 +56,20 @@ def warm_up(llm: LLM, spec: ModelSpec, tuning: Tuning, steps: int = WARM_UP_STEP
         chat_format=spec.chat_format,
         system_prompt=spec.system_prompt,
     )
-    counts = tuning.decode.candidates
-    for i, threads in enumerate(counts):
+    # every count twice, interleaved: one pass alone was misled by a burst of other load (2 threads measured
+    # slower than 1 at load, then ~1.5x faster at once)
+    passes = [threads for _ in range(rounds) for threads in tuning.decode.candidates]
+    for i, threads in enumerate(passes):
         # a first token unlike the previous pass's: the KV cache shares no prefix, the whole prompt is evaluated
-        ids = prompt if i == len(counts) - 1 else [3 + i, *prompt]
+        ids = prompt if i == len(passes) - 1 else [3 + i, *prompt]
         pending = list(llm.prepare_inputs_for_generation(ids, reset=True))
+        head, rest = pending[:PROMPT_SLICE], pending[PROMPT_SLICE:]
         began = time.perf_counter()
-        llm.eval(pending, batch_size=BATCH_SIZE, threads=threads)
-        tuning.prompt.seed(threads, [(time.perf_counter() - began) / max(len(pending), 1)])
+        llm.eval(head, batch_size=BATCH_SIZE, threads=threads)
+        if len(head) == PROMPT_SLICE:  # the prompt chooser compares full slices only
+            tuning.prompt.seed(threads, [(time.perf_counter() - began) / PROMPT_SLICE])
+        if rest:
+            llm.eval(rest, batch_size=BATCH_SIZE, threads=threads)
         per_step = []
         for _ in range(steps):
             token = llm.sample(top_k=1, temperature=1.0, seed=0)

@@ -40,6 +40,7 @@ WIN_MARGIN = 0.95  # a probe must be at least 5 % faster to take over
 DEGRADED = 1.3  # this much slower than a smaller count was: switch to it now
 HOPELESS = 2.0  # a probe's first evaluation this much slower than the current count ends the probe
 LOAD_EVERY = 0.25  # seconds between two readings of the other processes' load
+STALE = 1.0  # a reading over a longer stretch than this is not used
 
 
 def usable_cores() -> int:
@@ -47,7 +48,11 @@ def usable_cores() -> int:
 
 
 class OtherLoad:
-    """Cores that other processes kept busy since the previous call (Linux /proc; None elsewhere)."""
+    """Cores that other processes kept busy since the previous call (Linux /proc; None elsewhere).
+
+    None as well when the previous call is more than ``STALE`` seconds old: the load over a long idle stretch says
+    little about now (in the benchmark it was the raw runs that had just ended), so the timings decide until the
+    next reading."""
 
     def __init__(self) -> None:
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -64,9 +69,9 @@ class OtherLoad:
 
     def __call__(self) -> float | None:
         now, last = self._read(), self._last
-        if now is None or last is None or now[0] <= last[0]:
-            return None
         self._last = now
+        if now is None or last is None or not 0 < now[0] - last[0] <= STALE:
+            return None
         return max((now[1] - last[1]) - (now[2] - last[2]), 0.0) / (now[0] - last[0])
 
 
@@ -109,6 +114,13 @@ class ThreadChooser:
                 self._samples[self._probing].clear()
         return self.current if self._probing is None else self._probing
 
+    def steady(self) -> int:
+        """The current count within the load cap, starting no probe: for evaluations too few or too unlike
+        the recorded ones to be measured (a short prompt's one partial slice)."""
+        if self.adaptive and self.current > self._cap():
+            self._switch(max(n for n in self.candidates if n <= self._allowed))
+        return self.current
+
     def record(self, threads: int, seconds: float, units: int = 1) -> None:
         if threads not in self._samples or units < 1:
             return
@@ -146,11 +158,10 @@ class ThreadChooser:
         if self._others is not None and time.monotonic() - self._load_at >= LOAD_EVERY:
             self._load_at = time.monotonic()
             others = self._others()
-            if others is not None:
-                allowed = max(1, math.floor(self._cores - others + 0.5))
-                if allowed > self._allowed:  # cores came free: look at the larger counts again soon
-                    self._interval = min(self._interval, BASE_INTERVAL)
-                self._allowed = allowed
+            allowed = self.candidates[-1] if others is None else max(1, math.floor(self._cores - others + 0.5))
+            if allowed > self._allowed:  # cores came free: look at the larger counts again soon
+                self._interval = min(self._interval, BASE_INTERVAL)
+            self._allowed = allowed
         return self._allowed
 
     def _switch(self, threads: int) -> None:
@@ -176,8 +187,9 @@ class ThreadChooser:
 
 
 class Tuning:
-    """The thread choosers of one model instance: prompt slices and decode steps scale differently. They share
-    one reading of the other processes' load."""
+    """The thread choosers of one model instance: full prompt slices and decode steps scale differently (a short
+    prompt's partial slice, timed per token, is like neither: it follows the decode chooser's ``steady()``). They
+    share one reading of the other processes' load."""
 
     def __init__(self, counts: Iterable[int], others: Callable[[], float | None] | None = None) -> None:
         counts = sorted(set(counts))
