@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -363,6 +364,76 @@ async def queueing(url: str, pool: int, args: argparse.Namespace, offset: int) -
     return [*lines, f"| {pool} | all | | | {median([w for w, _ in rounds]) * 1000:.0f} (wall) | {total:.1f} | |"]
 
 
+def filler(llm: LLM, tokens: int) -> str:
+    """A user text of about ``tokens`` tokens (whole sentences about the subjects)."""
+    sentences = [f"Here is a note about {s}, kept for later reference. " for s in SUBJECTS]
+    per_round = len(llm.tokenize("".join(sentences), add_bos_token=False))
+    return "".join(sentences) * max(1, tokens // per_round) + "Summarize the notes in one sentence."
+
+
+async def long_prompt(url: str, text: str, oversize: str, context: int) -> list[str]:
+    """A long prompt streamed while a short request waits behind it; then a prompt longer than the context, on both
+    faces. Reports what each side was shown, and when."""
+    notes: dict[str, list[tuple[float, str]]] = {"long": [], "short": []}
+    finals: dict[str, dict[str, object]] = {}
+
+    async def watch(name: str, question: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        message = {"messageId": os.urandom(8).hex(), "role": "ROLE_USER", "parts": [{"text": question}]}
+        params = {"message": message, "metadata": {"max_tokens": 16, "temperature": 0}}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": params}
+        sent = time.perf_counter()
+        async with http.stream("POST", url + "/a2a", json=body, headers={"A2A-Version": "1.0"}) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                event = json.loads(line[5:])["result"]
+                update = event.get("statusUpdate")
+                if update is None:
+                    continue
+                parts = update["status"].get("message", {}).get("parts", [])
+                note = "".join(p.get("text", "") for p in parts)
+                if note:
+                    notes[name].append((time.perf_counter() - sent, note))
+                if update["status"]["state"] != "TASK_STATE_WORKING":
+                    finals[name] = {"t": time.perf_counter() - sent, **(update.get("metadata") or {})}
+
+    def gaps(name: str, prefix: str) -> str:
+        times = [t for t, n in notes[name] if n.startswith(prefix)]
+        if not times:
+            return "none"
+        widest = max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+        return f"{len(times)}, first at {times[0]:.1f} s, widest gap {widest:.1f} s"
+
+    async with httpx.AsyncClient(timeout=900) as http:
+        await asyncio.gather(watch("long", text, 0), watch("short", QUESTIONS[-1], 0.5))
+        message = {"messageId": os.urandom(8).hex(), "role": "ROLE_USER", "parts": [{"text": oversize}]}
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+        began = time.perf_counter()
+        rpc = (await http.post(url + "/a2a", json=body, headers={"A2A-Version": "1.0"})).json()
+        rpc_ms = (time.perf_counter() - began) * 1000
+        chat = {"model": SPEC.id, "messages": [{"role": "user", "content": oversize}]}
+        began = time.perf_counter()
+        openai = await http.post(url + "/v1/chat/completions", json=chat)
+        openai_ms = (time.perf_counter() - began) * 1000
+    usage = finals.get("long", {}).get("usage", {})
+    timings = finals.get("long", {}).get("timings", {})
+    error = (
+        openai.json().get("error", {}) if openai.headers.get("content-type", "").startswith("application/json") else {}
+    )
+    return [
+        f"Long prompt: {usage.get('prompt_tokens') if isinstance(usage, dict) else '?'} prompt tokens, max_tokens 16, "
+        f"server at its defaults; done after {finals.get('long', {}).get('t', 0):.1f} s "
+        f"(skill TTFT {timings.get('ttft_ms') if isinstance(timings, dict) else '?'} ms). "
+        f"'evaluating prompt' statuses: {gaps('long', 'evaluating prompt')}. A short request sent 0.5 s later: "
+        f"'queued' statuses {gaps('short', 'queued')}; done after {finals.get('short', {}).get('t', 0):.1f} s.",
+        "",
+        f"A prompt longer than the context ({context} tokens): JSON-RPC SendMessage answered "
+        f"{rpc.get('error', {}).get('code')} in {rpc_ms:.0f} ms ({str(rpc.get('error', {}).get('message'))[:120]}); "
+        f"/v1/chat/completions answered HTTP {openai.status_code} code {error.get('code')!r} in {openai_ms:.0f} ms.",
+    ]
+
+
 def variants(spec: str) -> dict[str, dict[str, str]]:
     """``--variants``: comma-separated servers, each one or more ``+``-joined NAME=VALUE settings of
     A2A_INFERENCE_*, e.g. ``THREADS=1,THREADS=2+FLUSH_MS=0`` (two servers besides the one at its defaults)."""
@@ -384,6 +455,7 @@ def main() -> int:
     parser.add_argument("--first-runs", type=int, default=3, help="fresh servers for the first-request TTFT")
     parser.add_argument("--queue-rounds", type=int, default=2, help="rounds of 4 concurrent streams per pool size")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--long-prompt", type=int, default=0, help="tokens of a long-prompt section (0: skip)")
     parser.add_argument(
         "--variants",
         default=",".join([*(f"THREADS={n}+FLUSH_MS=0" for n in range(1, CORES + 1)), "FLUSH_MS=0"]),
@@ -407,16 +479,23 @@ def main() -> int:
         load = OtherLoad(*(pid for _, pid in servers.values()))
         paths = asyncio.run(compare(servers, llms, args))
         others.append(f"single stream {load.cores():.2f}")
+    long_text = filler(llms[1], args.long_prompt) if args.long_prompt else ""
+    oversize = filler(llms[1], SPEC.context_length + 500)
     del llms  # free their memory before the queueing servers load theirs
     out, goals = single_stream_table(paths, args)
     firsts, warms, first_load = asyncio.run(first_requests(args, log))
     others.append("first requests " + "/".join(f"{c:.2f}" for c in first_load))
     rows: list[str] = []
+    long_lines: list[str] = []
     for pool in (1, 2):
         with server({"A2A_INFERENCE_POOL": str(pool)}, log) as (url, pid):
             load = OtherLoad(pid)
             rows += asyncio.run(queueing(url, pool, args, args.runs + 4 * args.queue_rounds * (pool - 1)))
             others.append(f"pool {pool} queueing {load.cores():.2f}")
+            if pool == 1 and long_text:
+                load = OtherLoad(pid)
+                long_lines = asyncio.run(long_prompt(url, long_text, oversize, SPEC.context_length))
+                others.append(f"long prompt {load.cores():.2f}")
     first, warm = median(firsts), median(warms)
     out += [
         "",
@@ -442,12 +521,13 @@ def main() -> int:
         "| pool | task | started ms | TTFT ms | total ms | tokens/s | positions seen |",
         "|---:|---:|---:|---:|---:|---:|---|",
         *rows,
+        *(["", *long_lines] if long_lines else []),
         "",
         f"Machine: {CORES} cores ({os.cpu_count()} online); run {started:%Y-%m-%d %H:%M} to "
         f"{datetime.now(UTC):%H:%M} UTC. "
         f"Cores kept busy by other processes meanwhile: {', '.join(others)}. Command: python -m bench.inference "
         f"--runs {args.runs} --first-runs {args.first_runs} --queue-rounds {args.queue_rounds} "
-        f"--max-tokens {args.max_tokens} --variants {args.variants}",
+        f"--max-tokens {args.max_tokens} --long-prompt {args.long_prompt} --variants {args.variants}",
     ]  # fmt: skip
     report = "\n".join(out) + "\n"
     (RESULTS / f"inference-{stamp}.md").write_text(report)
