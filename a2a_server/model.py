@@ -27,9 +27,17 @@ def new_id() -> str:
     return chunk.hex()
 
 
+_SECOND: tuple[int, str] = (-1, "")
+
+
 def utc_now() -> str:
-    now = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    """``2026-01-02T03:04:05.678Z``; the part up to the second is formatted once per second (a send takes four)."""
+    global _SECOND
+    ms = int(time.time() * 1000)
+    second = ms // 1000
+    if _SECOND[0] != second:
+        _SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{_SECOND[1]}.{ms % 1000:03d}Z"
 
 
 class TaskState(StrEnum):

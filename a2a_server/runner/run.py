@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,7 +161,11 @@ class Run:
     async def status(self, status: TaskStatus, metadata: dict[str, Any] | None = None) -> None:
         task = self.task
         if status.state != task.status.state:
-            log.info("task %s [%s] %s -> %s", task.id, task.skill, task.status.state.value, status.state.value)
+            if status.state.settled:  # one INFO line per turn: its outcome (the steps before it are DEBUG)
+                log.info("task %s [%s] %s in %.1f ms (%s)", task.id, task.skill, status.state.value,
+                         1000 * (time.perf_counter() - self.clock.started), task.dialect)  # fmt: skip
+            else:
+                log.debug("task %s [%s] %s -> %s", task.id, task.skill, task.status.state.value, status.state.value)
         task.status = status
         event = StatusEvent(task_id=task.id, context_id=task.context_id, status=status, metadata=metadata)
         # the snapshot is written with the state changes that matter after a crash, in the event's transaction

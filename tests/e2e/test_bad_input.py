@@ -458,3 +458,23 @@ async def test_the_server_still_works_after_all_of_it(http: httpx.AsyncClient, u
         assert result["status"]["state"] in ("completed", "TASK_STATE_COMPLETED"), answer
         text = "".join(p["text"] for p in result["artifacts"][0]["parts"])
         assert text == "still alive"
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(55, False), (65, True)])
+async def test_the_nesting_limit_holds_at_its_edge(http: httpx.AsyncClient, url: str, depth: int, refused: bool) -> None:
+    """The depth check skips its walk when the text has too few ``{``/``[`` to nest past the limit; just above the
+    limit it still refuses, just below it the data part is taken."""
+    answer = (await post(http, url, content=_nested_data_part(depth))).json()
+    if refused:
+        assert answer["error"]["code"] == -32600, answer
+        assert "nested deeper than 64 levels" in answer["error"]["message"]
+    else:
+        assert "result" in answer, answer
+
+
+async def test_many_braces_side_by_side_are_not_mistaken_for_depth(http: httpx.AsyncClient, url: str) -> None:
+    """Regression guard for the pre-check: 200 sibling objects (200 ``{``, depth 7) are a valid request."""
+    message = {"kind": "message", "messageId": "wide", "role": "user", "parts": [{"kind": "text", "text": "wide"}],
+               "metadata": {"items": [{"i": i} for i in range(200)]}}  # fmt: skip
+    answer = (await post(http, url, content=json.dumps(rpc("message/send", {"message": message}, 1)).encode())).json()
+    assert "result" in answer, answer
