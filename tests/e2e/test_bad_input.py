@@ -461,7 +461,9 @@ async def test_the_server_still_works_after_all_of_it(http: httpx.AsyncClient, u
 
 
 @pytest.mark.parametrize(("depth", "refused"), [(55, False), (65, True)])
-async def test_the_nesting_limit_holds_at_its_edge(http: httpx.AsyncClient, url: str, depth: int, refused: bool) -> None:
+async def test_the_nesting_limit_holds_at_its_edge(
+    http: httpx.AsyncClient, url: str, depth: int, refused: bool
+) -> None:
     """The depth check skips its walk when the text has too few ``{``/``[`` to nest past the limit; just above the
     limit it still refuses, just below it the data part is taken."""
     answer = (await post(http, url, content=_nested_data_part(depth))).json()
