@@ -57,7 +57,7 @@ class Case:
 
     @property
     def streaming(self) -> bool:
-        return self.script == "stream"
+        return self.script.endswith("stream")
 
     @property
     def unit(self) -> str:
