@@ -37,7 +37,9 @@ SECOND = "What is the name of my cat?"
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """Only the inference skill with its default model, once /readyz says the model is loaded."""
     # one ggml thread: see REAL_MODEL_THREADS in tests/skills/inference/conftest.py
-    env = {"A2A_INFERENCE_THREADS": "1"}
+    # every token its own event: the layout is checked at each moment of the stream, and with the default 100 ms
+    # between token events a short answer on a fast machine showed only 4 (test_the_second_turn... failed in CI)
+    env = {"A2A_INFERENCE_THREADS": "1", "A2A_INFERENCE_FLUSH_MS": "0"}
     root = tmp_path_factory.mktemp("console-model")
     server = start_server(root, "--keepalive-seconds", "1", skills="inference", env=env)
     try:
