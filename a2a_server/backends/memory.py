@@ -136,7 +136,7 @@ class MemoryStore:
             raise LeaseLost(f"task {task_id}: written with epoch {epoch}, the task is at epoch {row.epoch}")
         state, log = row.logged_state or row.state, self._logs.setdefault(task_id, [])
         start = len(log) + 1
-        logged = [LoggedEvent.model_construct(id=start + i, event=e) for i, e in enumerate(events)]
+        logged = [LoggedEvent(start + i, e) for i, e in enumerate(events)]
         log.extend(logged)
         out = []
         for le in logged:

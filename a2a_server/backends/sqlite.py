@@ -329,7 +329,7 @@ class SQLiteStore:
             return ids, (start, found[2], found[3], found[4])
 
         ids, (before, context_id, skill, owner) = await self._write(op)
-        logged = [LoggedEvent.model_construct(id=seq, event=e) for (seq, _), e in zip(ids, events, strict=True)]
+        logged = [LoggedEvent(seq, e) for (seq, _), e in zip(ids, events, strict=True)]
         self.bus.publish_many(task_id, logged, snapshot)
         if self.global_bus.subscriber_count():  # built only for someone following /a2a/events: ~4 µs an event
             state, out = TaskState(before), []
@@ -433,4 +433,4 @@ def _logged(task_id: str, context_id: str, seq: int, kind: str, data: str) -> Lo
     event = KINDS[kind].model_validate_json(data)
     # rows of schema 1 carry the ids themselves; newer rows leave them to the task
     event.task_id, event.context_id = task_id, context_id
-    return LoggedEvent.model_construct(id=seq, event=event)  # the id comes from an INTEGER column
+    return LoggedEvent(seq, event)  # the id comes from an INTEGER column
