@@ -463,6 +463,9 @@ def main() -> int:
         "event per token, as before issue 14, and the defaults with a token event per token)",
     )
     args = parser.parse_args()
+    # SIGTERM (timeout, pkill) unwinds through each server()'s finally, which stops it; without this a killed
+    # bench left its model servers running and busy
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.runs + 8 * args.queue_rounds + 4 * args.first_runs > len(QUESTIONS):
         parser.error(f"at most {len(QUESTIONS)} distinct questions: lower --runs, --queue-rounds or --first-runs")
     RESULTS.mkdir(parents=True, exist_ok=True)
