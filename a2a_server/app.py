@@ -16,7 +16,10 @@ from a2a_server import card
 from a2a_server.backends import StoreLocked, check_free, open_backend, roles_of, store_path
 from a2a_server.config import Settings
 from a2a_server.http import routes
+from a2a_server.http.auth import Gate
 from a2a_server.http.state import AppState
+from a2a_server.keys import KeyFileError, Keyring
+from a2a_server.limits import LimitedService, Limits
 from a2a_server.metrics import Metrics
 from a2a_server.rpc import Dispatcher
 from a2a_server.runner import Runner
@@ -56,6 +59,8 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     static_card = card.load_static(settings.card_file)
     store_path(settings.store)  # a bad --store fails here, before the server binds
     registry = SkillRegistry(skills if skills is not None else [load_skill(name) for name in settings.skills])
+    keyring = _keyring(settings)
+    limits = _limits(settings)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -69,12 +74,13 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             cancel_grace=settings.cancel_grace, max_events=settings.max_events_per_task,
             lease_seconds=settings.lease_seconds,
         )  # fmt: skip
-        service = TaskService(
+        service: TaskService = LimitedService(
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
-            cancel_grace=settings.cancel_grace,
+            cancel_grace=settings.cancel_grace, limits=limits,
         )  # fmt: skip
+        drainer = lambda grace: _drain(service, runner, grace)  # noqa: E731
         app.state.a2a = AppState(
-            settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
+            settings, service, Dispatcher(service), registry, static_card, drainer, keyring=keyring
         )
         for skill in registry:
             await skill.start()
@@ -93,7 +99,8 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
                 await skill.close()
             await backend.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+    gate = Middleware(Gate, keyring=keyring, limits=limits, max_body_bytes=settings.max_body_bytes)
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=[*_middleware(settings), gate])
 
 
 async def drain(app: Starlette, grace: float) -> None:
@@ -148,8 +155,48 @@ def _middleware(settings: Settings) -> list[Middleware]:
             allow_origins=["*"] if wildcard else settings.cors_origins,
             allow_credentials=not wildcard,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept"],
-            expose_headers=["X-A2A-Task-Id", "ETag"],
+            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept", "X-API-Key"],
+            expose_headers=["X-A2A-Task-Id", "ETag", "Retry-After", "WWW-Authenticate"],
             max_age=600,
         )
     ]
+
+
+# ------------------------------------------------------------------ callers: keys and limits (http/auth.py)
+
+
+def _keyring(settings: Settings) -> Keyring | None:
+    """The keys file's reader, or None (auth off); says which in one line, and warns when a server that anyone
+    on the network can reach has no keys."""
+    if settings.api_keys_file is None:
+        log.info("auth: off (no --api-keys-file): every caller is 'anonymous' and sees every task")
+        if not _loopback(settings.host):
+            log.warning("auth: off while listening on %s, beyond this machine: anyone who can reach the port can "
+                        "read, stream and cancel every task; create keys with 'a2a-server keys add NAME --file "
+                        "PATH' and pass --api-keys-file PATH", settings.host)  # fmt: skip
+        return None
+    try:
+        keyring = Keyring(settings.api_keys_file)
+    except KeyFileError as exc:
+        raise StartupError(str(exc)) from None
+    log.info("auth: on: %d keys from %s (re-read when it changes)", len(keyring), settings.api_keys_file)
+    return keyring
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        rate=settings.rate_limit, burst=settings.rate_burst, running_tasks=settings.max_running_tasks,
+        streams=settings.max_streams, message_bytes=settings.max_message_bytes, parts=settings.max_parts,
+        metadata_depth=settings.max_metadata_depth, metadata_bytes=settings.max_metadata_bytes,
+    )  # fmt: skip

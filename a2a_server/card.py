@@ -57,8 +57,14 @@ def _skill(card: SkillCard) -> JSON:
     return out
 
 
-def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None) -> JSON:
-    """The card for ``version`` ("1.0", an older "0.x", or None for the compat card) served at ``base_url``."""
+def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None, secured: bool = False) -> JSON:
+    """The card for ``version`` ("1.0", an older "0.x", or None for the compat card) served at ``base_url``;
+    ``secured``: API keys are on (the card says how to present one, see ``_secure``)."""
+    card = _build(static, skills, base_url, version)
+    return _secure(card, version == "1.0") if secured else card
+
+
+def _build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None) -> JSON:
     rpc_url = base_url.rstrip("/") + "/a2a"
     rest_url = base_url.rstrip("/") + REST_BASE
     skills_json = [_skill(s.card()) for s in skills]
@@ -87,4 +93,29 @@ def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | Non
             "supportsAuthenticatedExtendedCard": False,
         }
     )
+    return card
+
+
+# ------------------------------------------------------------------ security (API keys on)
+_HOW = "an API key made with 'a2a-server keys add'"
+
+
+def _secure(card: JSON, v10: bool) -> JSON:
+    """Declare the two ways to present a key, each enough alone, and the extended card (same card, for an
+    authenticated caller). 1.0: oneof-wrapped schemes and ``securityRequirements``; 0.3: OpenAPI-shaped schemes
+    and ``security``."""
+    if v10:
+        card["securitySchemes"] = {
+            "bearer": {"httpAuthSecurityScheme": {"scheme": "Bearer", "description": _HOW}},
+            "apiKey": {"apiKeySecurityScheme": {"location": "header", "name": "X-API-Key", "description": _HOW}},
+        }
+        card["securityRequirements"] = [{"schemes": {"bearer": {"list": []}}}, {"schemes": {"apiKey": {"list": []}}}]
+        card["capabilities"]["extendedAgentCard"] = True
+        return card
+    card["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": _HOW},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": _HOW},
+    }
+    card["security"] = [{"bearer": []}, {"apiKey": []}]
+    card["supportsAuthenticatedExtendedCard"] = True
     return card

@@ -65,6 +65,12 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
                 "--store", help="sqlite (default: a file in the user's data dir), sqlite:///path/to.db or memory"
             )
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
+            # callers (README "Security"); every limit is also an A2A_* variable (config.py)
+            p.add_argument("--api-keys-file", type=Path, help="API keys made by 'a2a-server keys add' "
+                           "(A2A_API_KEYS_FILE); without it auth is off")  # fmt: skip
+            p.add_argument("--rate-limit", type=float, help="requests per second per key (default 50; 0 = off)")
+            p.add_argument("--max-running-tasks", type=int, help="tasks one key may run at once (default 32)")
+            p.add_argument("--max-streams", type=int, help="SSE streams one key may hold open (default 64)")
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
     for ep in sorted(_plugins().values(), key=lambda ep: ep.name):
@@ -158,6 +164,11 @@ def _serve(settings: Settings) -> int:
             port=settings.port,
             log_level=settings.log_level,
             timeout_graceful_shutdown=5,  # after the drain: time for the last frames to leave
+            # slow clients: idle keep-alive connections close; a request's head is at most 64 KiB; past
+            # max_connections uvicorn answers 503 at once instead of queueing without bound
+            timeout_keep_alive=settings.keep_alive_seconds,
+            h11_max_incomplete_event_size=64 * 1024,
+            limit_concurrency=settings.max_connections or None,
             access_log=False,
         )
         _server(config, lambda grace: drain(app, grace), settings.shutdown_grace).run(sockets=sockets)

@@ -49,6 +49,22 @@ class Settings:
     # CORS allow-list; empty = CORS off
     cors_origins: list[str] = field(default_factory=list)
 
+    # callers (README "Security"): the keys file (None = auth off), and the limits per principal (per client
+    # address with auth off; loopback clients are not rate-limited then). 0 turns a limit off.
+    api_keys_file: Path | None = None
+    rate_limit: float = 50.0  # requests per second
+    rate_burst: int = 100
+    max_running_tasks: int = 32
+    max_streams: int = 64
+    max_message_bytes: int = 1024 * 1024
+    max_parts: int = 256
+    max_metadata_depth: int = 16
+    max_metadata_bytes: int = 64 * 1024
+    # slow clients (uvicorn): an idle keep-alive connection is closed after this long; past max_connections
+    # (open connections + running requests, streams included) new ones get 503 at once
+    keep_alive_seconds: int = 5
+    max_connections: int = 2048
+
     def __post_init__(self) -> None:
         if self.card_default not in CARD_DEFAULTS:
             raise ValueError(f"card_default must be one of {', '.join(CARD_DEFAULTS)}, got {self.card_default!r}")
@@ -72,7 +88,7 @@ def _coerce(name: str, raw: str) -> Any:
     try:
         if name in ("skills", "cors_origins"):
             return [s.strip() for s in raw.split(",") if s.strip()]
-        if name == "card_file":
+        if name in ("card_file", "api_keys_file"):
             return Path(raw)
         if kind == "int":
             return int(raw)

@@ -130,3 +130,37 @@ class ExtendedCardNotConfigured(A2AError):
 class VersionNotSupported(A2AError):
     code_value = -32009
     http_status = 400
+
+
+# ------------------------------------------------------------------ callers (keys, scopes, limits)
+# A2A defines no codes for these (the spec leaves authentication to HTTP): ours, in the server-defined range.
+UNAUTHENTICATED = -32040
+PERMISSION_DENIED = -32041
+RESOURCE_EXHAUSTED = -32042
+REASONS.update({UNAUTHENTICATED: "UNAUTHENTICATED", PERMISSION_DENIED: "PERMISSION_DENIED",
+                RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED"})  # fmt: skip
+
+
+class Unauthenticated(A2AError):
+    """No key, or a key this server does not know (HTTP 401 + ``WWW-Authenticate: Bearer``)."""
+
+    code_value = UNAUTHENTICATED
+    http_status = 401
+
+
+class PermissionDenied(A2AError):
+    """A known key without the scope the operation needs (HTTP 403)."""
+
+    code_value = PERMISSION_DENIED
+    http_status = 403
+
+
+class TooManyRequests(A2AError):
+    """A limit of the caller's was reached (HTTP 429 + ``Retry-After``: ``retry_after`` seconds)."""
+
+    code_value = RESOURCE_EXHAUSTED
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: float, *, cause: str) -> None:
+        super().__init__(message, {"retryAfterSeconds": max(1, round(retry_after))}, cause=cause)
+        self.retry_after = max(1, round(retry_after))

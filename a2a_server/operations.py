@@ -37,6 +37,15 @@ class Call:
     version_error: str | None = None  # an A2A-Version we do not speak: every request gets -32009
     blocking_timeout: float = 60.0
     owner: str = ANONYMOUS  # the caller's principal
+    # an admin key reads every principal's tasks (it still creates and continues tasks as itself)
+    admin: bool = False
+    # the extended agent card in a generation's shape ("1.0", "0.3"); None: not configured (auth off)
+    card: Callable[[str], JSON] | None = None
+
+    @property
+    def reader(self) -> str | None:
+        """The owner that reads (get, cancel, subscribe, list) are scoped to: None for an admin."""
+        return None if self.admin else self.owner
 
 
 @dataclass(slots=True)
@@ -97,17 +106,17 @@ async def _open_stream(service: TaskService, call: Call, dialect: Dialect, req: 
 
 async def get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    return dialect.task(await service.get(q.id, call.owner), q.history_length)
+    return dialect.task(await service.get(q.id, call.reader), q.history_length)
 
 
 async def cancel(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    return dialect.task(await service.cancel(q.id, call.owner), q.history_length)
+    return dialect.task(await service.cancel(q.id, call.reader), q.history_length)
 
 
 async def resubscribe(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    task, last = await service.snapshot(q.id, call.owner)
+    task, last = await service.snapshot(q.id, call.reader)
     if call.last_event_id is not None:
         try:
             after = cursor.parse(call.last_event_id, task.id, last)
@@ -131,7 +140,7 @@ async def resubscribe(service: TaskService, call: Call, dialect: Dialect, params
 async def list_tasks(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = validate(ListQuery, params if params is not None else {})
     page = await service.list(
-        call.owner,
+        call.reader,
         context_id=q.context_id,
         state=q.state,
         updated_after=q.status_timestamp_after,
@@ -152,7 +161,9 @@ async def push_config(service: TaskService, call: Call, dialect: Dialect, params
 
 
 async def extended_card(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    raise ExtendedCardNotConfigured()
+    if call.card is None:
+        raise ExtendedCardNotConfigured()
+    return call.card("1.0" if dialect is V10 else "0.3")
 
 
 HANDLERS: dict[Op, Handler] = {

@@ -187,7 +187,7 @@ class Dispatcher:
             return BY_VERSION[version]
         # shared 0.1/0.3 name without a header: answer in the dialect the task was created in
         task_id = params.get("id")
-        task = await self.service.find(task_id, call.owner) if isinstance(task_id, str) else None
+        task = await self.service.find(task_id, call.reader) if isinstance(task_id, str) else None
         return BY_VERSION[task.dialect] if task is not None else V03
 
 

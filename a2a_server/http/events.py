@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from a2a_server.dialects import V10
 from a2a_server.dialects.v10 import STATE_IN
+from a2a_server.http.auth import principal_of
 from a2a_server.http.jsonrpc import dumps, json_response
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import app_state
@@ -62,7 +63,9 @@ async def events(request: Request) -> Response:
         after = int(raw)
     elif start == "now":  # a reconnecting EventSource sends Last-Event-ID, which wins over from=now
         after = await state.service.last_cursor()
-    where = EventFilter(context_id=query.get("contextId"), skill=query.get("skill"), state=task_state)
+    # only the caller's own tasks (an admin key: everyone's)
+    owner = principal_of(request).reader
+    where = EventFilter(context_id=query.get("contextId"), skill=query.get("skill"), state=task_state, owner=owner)
     return sse_response(state.settings, _frames(state.service, where, after, mark=start == "now"))
 
 

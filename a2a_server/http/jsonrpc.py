@@ -15,7 +15,8 @@ from starlette.responses import Response
 
 from a2a_server import cursor
 from a2a_server.dialects import V03, V10, Dialect
-from a2a_server.errors import INVALID_REQUEST, METHOD_NOT_FOUND
+from a2a_server.errors import INVALID_REQUEST, METHOD_NOT_FOUND, RESOURCE_EXHAUSTED
+from a2a_server.http.auth import caller
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
 from a2a_server.operations import Call, frames
@@ -71,13 +72,23 @@ async def _handle(request: Request, stream_path: bool) -> Response:
         blocking_timeout=state.settings.blocking_timeout,
         last_event_id=request.headers.get("last-event-id"),
         version_error=version_error,
+        **caller(request),
     )
     answer = await state.dispatcher.handle(body, call)
     if answer is None:
         return Response(status_code=204)
     if isinstance(answer, Streamed):
-        return _sse(state, answer)
-    return json_response(answer)
+        return _limited(answer.error) or _sse(state, answer)
+    return _limited(answer) or json_response(answer)
+
+
+def _limited(answer: Any) -> Response | None:
+    """A single request refused by a limit (errors.TooManyRequests) is an HTTP 429 with Retry-After, so that
+    clients and proxies back off; in a batch it stays one member's error."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict) or error.get("code") != RESOURCE_EXHAUSTED:
+        return None
+    return Response(dumps(answer), status_code=429, media_type="application/json", headers={"Retry-After": "1"})
 
 
 def _asks_for_sse(request: Request) -> bool:

@@ -29,13 +29,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from a2a_server.dialects.base import SendRequest
-from a2a_server.errors import A2AError, InvalidParams
+from a2a_server.errors import A2AError, InvalidParams, TooManyRequests
+from a2a_server.http.auth import principal_of
 from a2a_server.http.jsonrpc import dumps
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, app_state
 from a2a_server.http.tokens import chunk_text, follow
 from a2a_server.model import LoggedEvent, Message, Part, Role, Task, TaskEvent, TaskState
-from a2a_server.service import TaskService
+from a2a_server.service import ANONYMOUS, TaskService
 from a2a_server.skill import ModelInfo, Skill
 
 HOLD = 1.0
@@ -206,35 +207,37 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise ApiError(400, f"the request body is not valid JSON: {exc}", None, "invalid_json") from None
 
 
-async def _submit(service: TaskService, skill: Skill, chat: ChatRequest) -> str:
+async def _submit(service: TaskService, skill: Skill, chat: ChatRequest, owner: str) -> str:
     message = Message(role=Role.USER, parts=[Part(kind="data", data={"messages": chat.messages})])
     try:
         req = SendRequest(message, skill=skill.name, metadata=chat.metadata)
-        return (await service.submit(req, "0.3")).task.id
+        return (await service.submit(req, "0.3", owner=owner)).task.id
     except InvalidParams as exc:  # the skill's validation names the metadata key; answer with the OpenAI name
         param = chat.names.get(exc.param, exc.param) if exc.param else None
         text = exc.message.removeprefix("Invalid params: ")  # the JSON-RPC faces' prefix, not the skill's words
         raise ApiError(400, text, param, exc.cause or "invalid_value") from None
     except A2AError as exc:
         kind = "server_error" if exc.http_status >= 500 else "invalid_request_error"
-        raise ApiError(exc.http_status, exc.message, exc.param, exc.cause, kind) from None
+        retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else {}
+        raise ApiError(exc.http_status, exc.message, exc.param, exc.cause, kind, retry) from None
 
 
 async def chat_completions(request: Request) -> Response:
     state = app_state(request)
     try:
         chat = parse_chat(await _read_json(request, state.settings.max_body_bytes), request.headers.get("accept", ""))
-        task_id = await _submit(state.service, _pick(state, chat.model)[0], chat)
+        owner = principal_of(request).name  # the task is the caller's: every read below is of their own task
+        task_id = await _submit(state.service, _pick(state, chat.model)[0], chat, owner)
     except ApiError as exc:
         return exc.response()
     headers = {TASK_HEADER: task_id}
-    completion = Completion(task_id, chat.model, int(time.time()), chat.include_usage)
-    held = await _hold(state.service, task_id) if chat.stream else []
+    completion = Completion(task_id, chat.model, int(time.time()), chat.include_usage, owner)
+    held = await _hold(state.service, task_id, owner) if chat.stream else []
     try:
         if not chat.stream:
             return _json(await completion.whole(state.service), 200, headers)
         if held and held[-1].event.settles:
-            task = await state.service.get(task_id)
+            task = await state.service.get(task_id, owner)
             if task.status.state != TaskState.COMPLETED:
                 raise task_error(task)
     except ApiError as error:
@@ -249,10 +252,10 @@ def _commits(event: TaskEvent) -> bool:
     return event.settles or bool(chunk_text(event)) or (status is not None and status.message is not None)
 
 
-async def _hold(service: TaskService, task_id: str) -> list[LoggedEvent]:
+async def _hold(service: TaskService, task_id: str, owner: str) -> list[LoggedEvent]:
     held: list[LoggedEvent] = []
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(HOLD), contextlib.aclosing(follow(service, task_id)) as events:
+        async with asyncio.timeout(HOLD), contextlib.aclosing(follow(service, task_id, 0, owner)) as events:
             async for logged in events:
                 held.append(logged)
                 if _commits(logged.event):
@@ -268,6 +271,7 @@ class Completion:
     model: str
     created: int
     include_usage: bool
+    owner: str = ANONYMOUS
 
     def _base(self, kind: str) -> dict[str, Any]:
         return {"id": f"chatcmpl-{self.task_id}", "object": kind, "created": self.created, "model": self.model}
@@ -284,10 +288,10 @@ class Completion:
 
     async def whole(self, service: TaskService) -> dict[str, Any]:
         chunks = 0
-        async with contextlib.aclosing(follow(service, self.task_id)) as events:
+        async with contextlib.aclosing(follow(service, self.task_id, 0, self.owner)) as events:
             async for logged in events:
                 chunks += bool(chunk_text(logged.event))
-        task = await service.get(self.task_id)
+        task = await service.get(self.task_id, self.owner)
         if task.status.state != TaskState.COMPLETED:
             raise task_error(task)
         parts = task.reply.parts if task.reply is not None else [p for a in task.artifacts for p in a.parts]
@@ -302,7 +306,7 @@ class Completion:
         for logged in held:
             yield logged
         if not (held and held[-1].event.settles):
-            async for logged in follow(service, self.task_id, held[-1].id if held else 0):
+            async for logged in follow(service, self.task_id, held[-1].id if held else 0, self.owner):
                 yield logged
 
     def _chunk(self, delta: dict[str, str], finish: str | None = None) -> str:
@@ -321,7 +325,7 @@ class Completion:
                         chunks += 1
                         yield self._chunk({"content": text})
             # the engine saves the task before it publishes the settling event: the stored task is final here
-            task = await service.get(self.task_id)
+            task = await service.get(self.task_id, self.owner)
             if task.status.state != TaskState.COMPLETED:
                 shutdown = ApiError(503, "the server is shutting down", None, "shutting_down", "server_error")
                 yield dumps((task_error(task) if task.status.state.settled else shutdown).body())

@@ -29,12 +29,17 @@ from a2a_server.errors import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    PERMISSION_DENIED,
+    RESOURCE_EXHAUSTED,
+    UNAUTHENTICATED,
     A2AError,
     InvalidParams,
     InvalidRequest,
     ShuttingDown,
+    TooManyRequests,
     VersionNotSupported,
 )
+from a2a_server.http.auth import caller
 from a2a_server.http.jsonrpc import dumps
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import AppState, BadVersion, app_state, requested_version
@@ -62,6 +67,10 @@ _STATUS: dict[int, tuple[int, str]] = {
     -32007: (400, "FAILED_PRECONDITION"),
     -32008: (400, "FAILED_PRECONDITION"),
     -32009: (400, "FAILED_PRECONDITION"),
+    # ours (errors.py): authentication and limits, as google.rpc names them
+    UNAUTHENTICATED: (401, "UNAUTHENTICATED"),
+    PERMISSION_DENIED: (403, "PERMISSION_DENIED"),
+    RESOURCE_EXHAUSTED: (429, "RESOURCE_EXHAUSTED"),
 }
 _INT_QUERY = ("historyLength", "pageSize")
 _BOOL_QUERY = ("includeArtifacts",)
@@ -85,7 +94,8 @@ def status_error(exc: A2AError) -> Response:
     body = {
         "error": {"code": http, "status": status, "message": exc.message, "details": error_info(exc.code, exc.details)}
     }
-    return Response(dumps(body), status_code=http, media_type="application/json")
+    retry = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+    return Response(dumps(body), status_code=http, media_type="application/json", headers=retry)
 
 
 def _endpoint(route: RestRoute) -> Callable[[Request], Awaitable[Response]]:
@@ -97,6 +107,7 @@ def _endpoint(route: RestRoute) -> Callable[[Request], Awaitable[Response]]:
                 version="1.0",
                 blocking_timeout=state.settings.blocking_timeout,
                 last_event_id=request.headers.get("last-event-id"),
+                **caller(request),
             )
             started = time.perf_counter()
             result = await HANDLERS[route.spec.op](state.service, call, V10, params)

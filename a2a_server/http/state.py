@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 
 from a2a_server.config import Settings
+from a2a_server.keys import Keyring
 from a2a_server.rpc import Dispatcher
 from a2a_server.service import TaskService
 from a2a_server.skill import SkillRegistry
@@ -29,6 +30,8 @@ class AppState:
     # stops taking tasks and ends the running ones within the grace (seconds): see app.drain
     drain: Callable[[float], Awaitable[None]] | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # the API keys (None: auth off); see http/auth.py
+    keyring: Keyring | None = None
 
 
 def app_state(request: Request) -> AppState:

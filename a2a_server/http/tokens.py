@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route
 
 from a2a_server import cursor
 from a2a_server.errors import TaskNotFound
+from a2a_server.http.auth import principal_of
 from a2a_server.http.jsonrpc import dumps, json_response
 from a2a_server.http.sse import sse_response
 from a2a_server.http.state import app_state
@@ -36,15 +37,17 @@ from a2a_server.model import (
     TaskState,
     TaskStatus,
 )
-from a2a_server.service import TaskService
+from a2a_server.service import ANONYMOUS, TaskService
 
 TASK_WAIT_SECONDS = 5.0
 
 
-async def follow(service: TaskService, task_id: str, after: int = 0) -> AsyncGenerator[LoggedEvent, None]:
+async def follow(
+    service: TaskService, task_id: str, after: int = 0, owner: str | None = ANONYMOUS
+) -> AsyncGenerator[LoggedEvent, None]:
     """The task's events after ``after`` until it settles; a slow reader catches up from the log instead of
-    ending early (``TaskService.events``). ``TaskNotFound`` if there is no such task."""
-    task = await service.get(task_id)
+    ending early (``TaskService.events``). ``TaskNotFound`` if there is no such task of ``owner``'s."""
+    task = await service.get(task_id, owner)
     async with contextlib.aclosing(service.events(task, after)) as events:
         async for logged in events:
             yield logged
@@ -70,13 +73,13 @@ def ending(status: TaskStatus) -> str | None:
     return dumps({"error": state.value.replace("-", "_"), "message": text or f"the task ended {state.value}"})
 
 
-async def _appears(service: TaskService, task_id: str) -> tuple[Task, int]:
+async def _appears(service: TaskService, task_id: str, owner: str | None) -> tuple[Task, int]:
     """The task's snapshot, waiting up to TASK_WAIT_SECONDS for a task that does not exist yet: a client may open
     the stream of the id it chose a moment before its ``tasks/send`` arrives (both sent at once)."""
     deadline = asyncio.get_running_loop().time() + TASK_WAIT_SECONDS
     while True:
         try:
-            return await service.snapshot(task_id)
+            return await service.snapshot(task_id, owner)
         except TaskNotFound:
             if asyncio.get_running_loop().time() >= deadline:
                 raise
@@ -91,8 +94,9 @@ async def task_stream(request: Request) -> Response:
     state = app_state(request)
     service = state.service
     task_id = request.path_params["task_id"]
+    owner = principal_of(request).reader
     try:
-        _, last = await _appears(service, task_id)
+        _, last = await _appears(service, task_id, owner)
     except TaskNotFound:
         return _error("task_not_found", f"Task not found: {task_id}", 404)
     after = 0
@@ -101,14 +105,14 @@ async def task_stream(request: Request) -> Response:
             after = cursor.parse(raw, task_id, last)
         except cursor.BadCursor as exc:
             return _error("invalid_last_event_id", str(exc), 400)
-    return sse_response(state.settings, _frames(service, task_id, after), {"X-A2A-Task-Id": task_id})
+    return sse_response(state.settings, _frames(service, task_id, after, owner), {"X-A2A-Task-Id": task_id})
 
 
-async def _frames(service: TaskService, task_id: str, after: int) -> AsyncIterator[ServerSentEvent]:
+async def _frames(service: TaskService, task_id: str, after: int, owner: str | None) -> AsyncIterator[ServerSentEvent]:
     last_id, final = after, None
     service.metrics.streams.inc()
     try:
-        async with contextlib.aclosing(follow(service, task_id, after)) as events:
+        async with contextlib.aclosing(follow(service, task_id, after, owner)) as events:
             async for logged in events:
                 last_id, event = logged.id, logged.event
                 if text := chunk_text(event):
@@ -119,7 +123,7 @@ async def _frames(service: TaskService, task_id: str, after: int) -> AsyncIterat
                     final = ending(event.status)
         if final is None:
             # resumed after the settling event, or the server is shutting down: the stored task says how it ended
-            task = await service.get(task_id)
+            task = await service.get(task_id, owner)
             final = ending(task.status) or dumps(
                 {"error": "interrupted", "message": "the stream ended before the task; reconnect with Last-Event-ID"}
             )

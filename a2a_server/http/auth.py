@@ -1,0 +1,299 @@
+"""The gate every request passes first: who is calling, may they, and have they asked for too much.
+
+    request ─► public path (card, health, metrics, console page, /v1/models, CORS preflight)? ─► through
+            ─► key (``Authorization: Bearer`` or ``X-API-Key``) ─► Keyring.lookup ─► none/unknown: 401
+            ─► the scope the route needs (JSON-RPC: each method of the body) ─► missing: 403
+            ─► the caller's token bucket ─► empty: 429 + Retry-After
+            ─► a stream while the caller holds max_streams open ─► 429
+            ─► the app, with ``scope["a2a.principal"]``: every endpoint takes the owner from there
+
+With auth off (no keys file) every caller is the principal ``anonymous`` with send and read, rate-limited per
+client address (not loopback: the local user, or a proxy whose clients cannot be told apart). Each refusal is
+written in the dialect of the endpoint it was meant for: JSON-RPC (0.3 or 1.0 by ``A2A-Version``), the REST
+binding's google.rpc.Status, the OpenAI error, or the plain ``{"error", "message"}`` of the other streams.
+A key is never logged, counted or echoed: messages name the principal at most.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import MutableMapping
+from enum import Enum
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from a2a_server import card
+from a2a_server.card import REST_BASE
+from a2a_server.dialects import V03, V10
+from a2a_server.errors import A2AError, PermissionDenied, TooManyRequests, Unauthenticated
+from a2a_server.http.state import app_state
+from a2a_server.keys import Keyring, Principal
+from a2a_server.limits import Buckets, Limits, Streams
+from a2a_server.methods import METHODS, REST_ROUTES, Op
+from a2a_server.service import ANONYMOUS
+
+PRINCIPAL = "a2a.principal"
+ANONYMOUS_PRINCIPAL = Principal(ANONYMOUS, frozenset({"send", "read"}))
+_PUBLIC = {"/", "/favicon.ico", "/healthz", "/readyz", "/metrics", "/.well-known/agent-card.json",
+           "/.well-known/agent.json", "/v1/models"}  # fmt: skip
+_PUBLIC_PREFIXES = ("/static/", "/v1/models/")
+_RPC_PATHS = {"/a2a", "/a2a/", "/a2a/stream", "/a2a/stream/"}
+SCOPE_OF: dict[Op, str] = {
+    Op.SEND: "send", Op.STREAM: "send", Op.CANCEL: "send", Op.PUSH_CONFIG: "send",
+    Op.GET: "read", Op.LIST: "read", Op.RESUBSCRIBE: "read", Op.EXTENDED_CARD: "read",
+}  # fmt: skip
+
+
+class Face(Enum):
+    """Which error dialect a path answers in."""
+
+    PUBLIC = "public"
+    JSONRPC = "jsonrpc"
+    REST = "rest"
+    OPENAI = "openai"
+    PLAIN = "plain"
+
+
+def _rest_pattern(path: str) -> re.Pattern[str]:
+    body = re.sub(r"\\\{[A-Za-z]+\\\}", "[^/]+", re.escape(path))
+    return re.compile(rf"^{re.escape(REST_BASE)}(?:/[^/]+)?{body}$")
+
+
+_REST = [(r.http_method, _rest_pattern(r.path), r.spec.op) for r in REST_ROUTES]
+
+
+def principal_of(request: Request) -> Principal:
+    """The caller the gate let in (``anonymous`` when auth is off)."""
+    found = request.scope.get(PRINCIPAL)
+    return found if isinstance(found, Principal) else ANONYMOUS_PRINCIPAL
+
+
+def caller(request: Request) -> dict[str, Any]:
+    """The ``Call`` fields the gate decided: owner, admin, and the extended card (only with keys on)."""
+    principal, state = principal_of(request), app_state(request)
+    if state.keyring is None:
+        return {"owner": principal.name, "admin": principal.admin}
+    base = state.settings.public_url or str(request.base_url)
+
+    def extended(version: str) -> dict[str, Any]:
+        return card.build(state.static_card, state.skills, base, version, secured=True)
+
+    return {"owner": principal.name, "admin": principal.admin, "card": extended}
+
+
+def face_of(method: str, path: str) -> Face:
+    if method == "OPTIONS" or path in _PUBLIC or path.startswith(_PUBLIC_PREFIXES):
+        return Face.PUBLIC
+    if path in _RPC_PATHS:
+        return Face.JSONRPC
+    if path.startswith(REST_BASE + "/"):
+        return Face.REST
+    if path.startswith("/v1/"):
+        return Face.OPENAI
+    return Face.PLAIN
+
+
+def credential(headers: Headers) -> str | None:
+    """The presented key; "" for an Authorization header of another scheme (a clear 401 rather than 'missing')."""
+    auth = headers.get("authorization")
+    if auth is not None:
+        scheme, _, token = auth.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else ""
+    key = headers.get("x-api-key")
+    return key.strip() if key is not None else None
+
+
+class Gate:
+    """Pure ASGI middleware (no BaseHTTPMiddleware: a stream's body passes through untouched)."""
+
+    def __init__(self, app: ASGIApp, keyring: Keyring | None, limits: Limits, max_body_bytes: int) -> None:
+        self.app = app
+        self.keyring = keyring
+        self.limits = limits
+        self.buckets = Buckets(limits.rate, limits.burst)
+        self.streams = Streams(limits.streams)
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method, path = scope["method"], scope["path"]
+        face = face_of(method, path)
+        if face is Face.PUBLIC:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            principal = self._authenticate(headers)
+            who = self._rate_key(principal, scope)
+            if who is not None and (wait := self.buckets.take(who)) > 0:
+                rate, burst = self.limits.rate, self.limits.burst
+                message = f"Too many requests: the limit is {rate:g} per second, bursts of {burst} (rate_limit)"
+                raise TooManyRequests(message, wait, cause="rate_limited")
+            needs, streams, receive = await self._needs(face, method, path, headers, receive, principal)
+            for scope_name in needs:
+                if not principal.may(scope_name):
+                    has = ",".join(sorted(principal.scopes))
+                    message = (
+                        f"Permission denied: the key of {principal.name!r} has scopes {has}; this needs {scope_name!r}"
+                    )
+                    raise PermissionDenied(message, cause="missing_scope")
+            if streams and self.streams.full(principal.name):
+                cap = self.limits.streams
+                message = f"Too many streams: {principal.name!r} has {cap} open, the limit (max_streams); close one"
+                raise TooManyRequests(message, 5, cause="too_many_streams")
+        except A2AError as exc:
+            await deny(face, exc, headers)(scope, receive, send)
+            return
+        scope[PRINCIPAL] = principal
+        await self._run(scope, receive, send, principal.name)
+
+    def _authenticate(self, headers: Headers) -> Principal:
+        if self.keyring is None:
+            return ANONYMOUS_PRINCIPAL
+        key = credential(headers)
+        if key is None:
+            raise Unauthenticated("Unauthenticated: this server needs an API key; send 'Authorization: Bearer "
+                                  "<key>' or 'X-API-Key: <key>'", cause="missing_key")  # fmt: skip
+        if not key:
+            raise Unauthenticated("Unauthenticated: the Authorization header must be 'Bearer <key>'",
+                                  cause="invalid_key")  # fmt: skip
+        principal = self.keyring.lookup(key)
+        if principal is None:
+            raise Unauthenticated("Unauthenticated: the API key is not valid (unknown or revoked)", cause="invalid_key")
+        return principal
+
+    def _rate_key(self, principal: Principal, scope: Scope) -> str | None:
+        if self.keyring is not None:
+            return "key:" + principal.name
+        client = scope.get("client")
+        host = client[0] if client else ""
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return "addr:" + host
+
+    async def _needs(
+        self, face: Face, method: str, path: str, headers: Headers, receive: Receive, principal: Principal
+    ) -> tuple[set[str], bool, Receive]:
+        """The scopes the request needs, whether it may open a stream, and the ``receive`` to pass on (the body is
+        read ahead, then replayed, only when its methods decide: a key with fewer scopes, or streams at the cap)."""
+        accept_sse = "text/event-stream" in headers.get("accept", "").lower()
+        if face is Face.PLAIN:
+            return {"read"}, method == "GET", receive
+        if face is Face.REST:
+            op = next((op for verb, pattern, op in _REST if verb == method and pattern.match(path)), Op.GET)
+            return {SCOPE_OF[op]}, op in (Op.STREAM, Op.RESUBSCRIBE), receive
+        if face is Face.OPENAI:
+            streams = accept_sse
+            if self.streams.full(principal.name):
+                body, receive = await _read_ahead(receive, self.max_body_bytes)
+                streams = streams or (isinstance(body, dict) and body.get("stream") is True)
+            return {"send"}, streams, receive
+        streams = path.startswith("/a2a/stream") or accept_sse
+        restricted = not (principal.may("send") and principal.may("read"))
+        if not restricted and not self.streams.full(principal.name):
+            return set(), streams, receive
+        body, receive = await _read_ahead(receive, self.max_body_bytes)
+        needs: set[str] = set()
+        for item in body if isinstance(body, list) else [body]:
+            name = item.get("method") if isinstance(item, dict) else None
+            spec = METHODS.get(name) if isinstance(name, str) else None
+            if spec is None:
+                continue
+            needs.add(SCOPE_OF[spec.op])
+            params = item.get("params")
+            streams = streams or spec.streaming or (isinstance(params, dict) and params.get("stream") is True)
+        return needs, streams, receive
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, who: str) -> None:
+        opened = False
+
+        async def counting_send(message: Message) -> None:
+            nonlocal opened
+            if message["type"] == "http.response.start" and not opened:
+                content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
+                if content_type.startswith("text/event-stream"):
+                    opened = True
+                    self.streams.open(who)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            if opened:
+                self.streams.close(who)
+
+
+async def _read_ahead(receive: Receive, limit: int) -> tuple[Any, Receive]:
+    """The JSON body (None when it is not JSON or too large: the endpoint says why), and a ``receive`` that
+    replays it."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    messages: list[Message] = []
+    while more:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+        if size > limit:
+            break
+    body: Any = None
+    if not more and size <= limit:
+        try:
+            body = json.loads(b"".join(chunks))
+        except (ValueError, RecursionError):
+            body = None
+    replay = iter(messages)
+
+    async def replaying() -> Message:
+        for message in replay:
+            return message
+        return await receive()
+
+    return body, replaying
+
+
+def deny(face: Face, exc: A2AError, headers: Headers) -> Response:
+    """``exc`` as the endpoint's own dialect would answer it, with the HTTP status and headers it calls for."""
+    extra: MutableMapping[str, str] = {}
+    if isinstance(exc, Unauthenticated):
+        invalid = ', error="invalid_token"' if exc.cause == "invalid_key" else ""
+        extra["WWW-Authenticate"] = f'Bearer realm="a2a-server"{invalid}'
+    if isinstance(exc, TooManyRequests):
+        extra["Retry-After"] = str(exc.retry_after)
+    response = _render(face, exc, headers)
+    response.headers.update(extra)
+    return response
+
+
+def _render(face: Face, exc: A2AError, headers: Headers) -> Response:
+    from a2a_server.http.jsonrpc import dumps, json_response
+    from a2a_server.http.openai import ApiError
+    from a2a_server.http.rest import status_error
+    from a2a_server.rpc import error_response
+
+    if face is Face.JSONRPC:
+        dialect = V10 if (headers.get("a2a-version") or "").strip().startswith("1") else V03
+        return json_response(error_response(dialect, exc.code, exc.message, None, exc.details), exc.http_status)
+    if face is Face.REST:
+        return status_error(exc)
+    if face is Face.OPENAI:
+        code = {"missing_key": "missing_api_key", "invalid_key": "invalid_api_key"}.get(exc.cause or "", exc.cause)
+        kind = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}[exc.http_status]
+        return ApiError(exc.http_status, exc.message, None, code, kind).response()
+    body = {"error": exc.cause or exc.reason.lower(), "message": exc.message}
+    return Response(dumps(body), exc.http_status, media_type="application/json")
