@@ -38,8 +38,10 @@ class KeyedServer:
         return {"Authorization": f"Bearer {self.keys[name]}", **extra}
 
 
-def keyed_server(tmp: Path, scopes: dict[str, str], *args: str, skills: str = "echo,conformance") -> KeyedServer:
+def keyed_server(
+    tmp: Path, scopes: dict[str, str], *args: str, skills: str = "echo,conformance", env: dict[str, str] | None = None
+) -> KeyedServer:
     path = tmp / "keys.json"
     keys = {name: add_key(path, name, s) for name, s in scopes.items()}
-    server = start_server(tmp, "--api-keys-file", str(path), "--keepalive-seconds", "1", *args, skills=skills)
+    server = start_server(tmp, "--api-keys-file", str(path), "--keepalive-seconds", "1", *args, skills=skills, env=env)
     return KeyedServer(server, path, keys)
