@@ -108,25 +108,25 @@ async def test_open_streams_are_capped_per_key_before_anything_runs(
     http: httpx.AsyncClient, capped: KeyedServer
 ) -> None:
     alice = capped.headers("alice")
-    async with http.stream("GET", capped.url + "/a2a/events?from=now", headers=alice) as one:
-        async with http.stream("GET", capped.url + "/a2a/events?from=now", headers=alice) as two:
-            assert one.status_code == two.status_code == 200
-            third = await http.get(capped.url + "/a2a/events?from=now", headers=alice)
-            assert third.status_code == 429 and third.json()["error"] == "too_many_streams"
-            # a streaming send is refused before its task exists (the body is read ahead to see its method)
-            message_id = uid()
-            body = rpc("message/stream", send03("hi", message_id=message_id))
-            refused = await http.post(capped.url + "/a2a", json=body, headers=alice)
-            assert refused.status_code == 429 and refused.json()["error"]["code"] == -32042
-            listed = await http.post(capped.url + "/a2a", json=rpc("ListTasks", {}),
-                                     headers=capped.headers("alice", **{"A2A-Version": "1.0"}))  # fmt: skip
-            assert message_id not in listed.text
-            # a plain send still works at the stream cap, and bob's streams are his own
-            assert (
-                await http.post(capped.url + "/a2a", json=rpc("message/send", send03("x")), headers=alice)
-            ).status_code == 200
-            async with http.stream("GET", capped.url + "/a2a/events?from=now", headers=capped.headers("bob")) as b:
-                assert b.status_code == 200
+    feed = capped.url + "/a2a/events?from=now"
+    async with http.stream("GET", feed, headers=alice) as one, http.stream("GET", feed, headers=alice) as two:
+        assert one.status_code == two.status_code == 200
+        third = await http.get(capped.url + "/a2a/events?from=now", headers=alice)
+        assert third.status_code == 429 and third.json()["error"] == "too_many_streams"
+        # a streaming send is refused before its task exists (the body is read ahead to see its method)
+        message_id = uid()
+        body = rpc("message/stream", send03("hi", message_id=message_id))
+        refused = await http.post(capped.url + "/a2a", json=body, headers=alice)
+        assert refused.status_code == 429 and refused.json()["error"]["code"] == -32042
+        listed = await http.post(capped.url + "/a2a", json=rpc("ListTasks", {}),
+                                 headers=capped.headers("alice", **{"A2A-Version": "1.0"}))  # fmt: skip
+        assert message_id not in listed.text
+        # a plain send still works at the stream cap, and bob's streams are his own
+        assert (
+            await http.post(capped.url + "/a2a", json=rpc("message/send", send03("x")), headers=alice)
+        ).status_code == 200
+        async with http.stream("GET", capped.url + "/a2a/events?from=now", headers=capped.headers("bob")) as b:
+            assert b.status_code == 200
     # closed streams are given back
     async with http.stream("GET", capped.url + "/a2a/events?from=now", headers=alice) as again:
         assert again.status_code == 200
