@@ -6,6 +6,7 @@
 // (`taskId`). The task list (tasks.js) opens any task: its whole context is shown and a task still
 // running is watched with `SubscribeToTask`.
 
+import { askForKey, authHeaders, forgetKey, useStoredKey } from "./auth.js";
 import { EventLog } from "./log.js";
 import { Run } from "./run.js";
 import { statsOf } from "./stats.js";
@@ -23,7 +24,7 @@ const ui = {
   inference: $("inference-params"), modelField: $("model-field"), model: $("model"),
   maxTokens: $("max-tokens"), temperature: $("temperature"), echo: $("echo-params"), delay: $("delay-ms"),
   prompt: $("prompt"), send: $("send"), cancel: $("cancel"), state: $("state"), taskId: $("task-id"),
-  notice: $("notice"), error: $("error"),
+  notice: $("notice"), error: $("error"), keyForm: $("key-form"),
 };
 
 const transcript = new Transcript({ box: $("transcript"), list: ui.turns, empty: $("empty"), jump: $("jump") });
@@ -310,6 +311,23 @@ async function loadModels() {
   }
 }
 
+/** The server needs an API key: the one this tab has, else one the user gives, checked with a cheap call. */
+async function unlock() {
+  let reason = null;
+  useStoredKey();
+  for (;;) {
+    if (!authHeaders().Authorization) await askForKey(ui.keyForm, reason);
+    try {
+      await call("ListTasks", { pageSize: 1 });
+      return;
+    } catch (err) {
+      if (!/HTTP 40[13]/.test(err.message)) return; // not the key's fault: the page says so where it happens
+      forgetKey();
+      reason = `That key was refused (${err.message.replace(/^HTTP \d+ [^:]*: /, "")}). Try another.`;
+    }
+  }
+}
+
 async function init() {
   ui.form.addEventListener("submit", onSend);
   ui.cancel.addEventListener("click", onCancel);
@@ -338,6 +356,7 @@ async function init() {
   const about = `${card.name ?? "agent"} ${card.version ?? ""} — ${card.description ?? ""}`;
   ui.agent.textContent = about;
   ui.agent.title = about;
+  if (card.securitySchemes || card.securityRequirements) await unlock();
   skills = card.skills ?? [];
   if (!skills.length) {
     showError("The agent card lists no skills.");

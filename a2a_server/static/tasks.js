@@ -6,6 +6,8 @@
 // EventSource sends Last-Event-ID itself when it reconnects after a drop. A server without the firehose
 // answers 404: EventSource gives up (CLOSED), a fetch tells why, and the list says it is not live.
 
+import { authHeaders } from "./auth.js";
+import { FetchEventSource } from "./feed.js";
 import { call, INTERRUPTED, SETTLED, skillOf, stateName } from "./wire.js";
 
 const FEED = "a2a/events";
@@ -62,7 +64,9 @@ export class TaskList {
   #connect() {
     this.#show("connecting", "connecting…");
     // new events only: the list starts from ListTasks, and a replay of every stored token would be wasted work
-    const source = new EventSource(`${FEED}?from=now`);
+    // with an API key: fetch (EventSource cannot send the Authorization header)
+    const key = authHeaders();
+    const source = key.Authorization ? new FetchEventSource(`${FEED}?from=now`, key) : new EventSource(`${FEED}?from=now`);
     this.#source = source;
     source.addEventListener("open", () => {
       this.#retries = 0;
@@ -73,7 +77,7 @@ export class TaskList {
     source.addEventListener("error", () => {
       if (source !== this.#source) return;
       // CONNECTING: the browser retries by itself (with Last-Event-ID); CLOSED: it gave up for good
-      if (source.readyState === EventSource.CLOSED) this.#closed();
+      if (source.readyState === 2) this.#closed(); // CLOSED, in both kinds of source
       else this.#show("connecting", "reconnecting…");
     });
   }
@@ -217,7 +221,8 @@ export class TaskList {
 async function probe(url) {
   const controller = new AbortController();
   try {
-    const response = await fetch(url, { headers: { Accept: "text/event-stream" }, signal: controller.signal });
+    const headers = { Accept: "text/event-stream", ...authHeaders() };
+    const response = await fetch(url, { headers, signal: controller.signal });
     return response.status;
   } catch {
     return null;
