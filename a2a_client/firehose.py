@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from a2a_client.session import ClientError, explain
+from a2a_client.session import ClientError, explain, key_headers
 from a2a_client.sse import SSEReader
 from a2a_client.target import Target
 from a2a_client.wire import JSON
@@ -62,7 +62,8 @@ class Firehose:
         self._on_retry = on_retry
         self._connected = False
         # the read timeout bounds a silence: with keepalives every few seconds, a longer one is a dead link
-        self._http = httpx.Client(headers={"Accept": "text/event-stream"}, timeout=httpx.Timeout(timeout, connect=10.0))
+        headers = {"Accept": "text/event-stream", **key_headers()}
+        self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
 
     def __enter__(self) -> Firehose:
         return self

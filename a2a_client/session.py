@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,8 +37,16 @@ class ClientError(Exception):
 
 class RpcError(ClientError):
     def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"JSON-RPC error {code}: {message}")
+        # a server with API keys refused the call (-32040 / -32041): say where this client takes its key from
+        hint = " (this client sends the key in $A2A_API_KEY)" if code in (-32040, -32041) else ""
+        super().__init__(f"JSON-RPC error {code}: {message}{hint}")
         self.code = code
+
+
+def key_headers() -> dict[str, str]:
+    """``A2A_API_KEY``, for a server with API keys: an environment variable, never a flag (``ps`` shows flags)."""
+    key = os.environ.get("A2A_API_KEY", "").strip()
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 class Session:
@@ -47,7 +56,7 @@ class Session:
         self.retries = retries
         self._ids = itertools.count(1)
         self._endpoint: str | None = None
-        headers = {"Accept": "application/json, text/event-stream", **dialect.headers}
+        headers = {"Accept": "application/json, text/event-stream", **dialect.headers, **key_headers()}
         self._http = httpx.Client(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
 
     def __enter__(self) -> Session:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from a2a.client.card_resolver import parse_agent_card
 from a2a.types import GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
 from openai import AsyncOpenAI
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import ROOT, start_server, stop_server
 from tests.e2e.auth_harness import KeyedServer, add_key, keyed_server, keys_cli
 
 TIMEOUT = 10.0
@@ -240,3 +242,16 @@ async def test_the_openai_client_presents_its_api_key(ks: KeyedServer) -> None:
     async with AsyncOpenAI(base_url=base, api_key=ks.keys["reader"], max_retries=0, timeout=TIMEOUT) as client:
         with pytest.raises(openai.PermissionDeniedError):
             await client.chat.completions.create(model="words", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_command_line_client_takes_the_key_from_a2a_api_key(ks: KeyedServer) -> None:
+    def send(*env: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "a2a_server", "send", ks.url, "keyed words", "--skill", "echo"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env={**os.environ, **dict(env)})  # fmt: skip
+
+    done = send(("A2A_API_KEY", ks.keys["alice"]))
+    assert done.returncode == 0 and "keyed words" in done.stdout, done.stderr
+    refused = send(("A2A_API_KEY", ""))
+    assert refused.returncode == 1 and "-32040" in refused.stderr and "$A2A_API_KEY" in refused.stderr
+    assert ks.keys["alice"] not in refused.stderr + refused.stdout
