@@ -31,6 +31,7 @@ from a2a_server.model import TaskState
 from a2a_server.service import EventFilter, TaskService
 
 _QUERY = ("contextId", "skill", "state", "from")
+MAX_CURSOR = 2**63 - 1
 
 
 def _bad(message: str) -> Response:
@@ -58,9 +59,12 @@ async def events(request: Request) -> Response:
         return _bad(f"from {start!r}: expected 'start' (every stored event, the default) or 'now' (new events only)")
     after = 0
     if (raw := request.headers.get("last-event-id")) is not None and raw.strip():
-        if not raw.strip().isdigit():
-            return _bad(f"Last-Event-ID {raw!r} is not a cursor of /a2a/events (a non-negative integer)")
-        after = int(raw)
+        # ASCII digits only ("²".isdigit() is true, int() refuses it) and no larger than the log's ids can be
+        # (SQLite's INTEGER: a larger one failed inside the stream, after its 200)
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or int(text) > MAX_CURSOR:
+            return _bad(f"Last-Event-ID {raw!r} is not a cursor of /a2a/events (an integer from 0 to {MAX_CURSOR})")
+        after = int(text)
     elif start == "now":  # a reconnecting EventSource sends Last-Event-ID, which wins over from=now
         after = await state.service.last_cursor()
     # only the caller's own tasks (an admin key: everyone's)
