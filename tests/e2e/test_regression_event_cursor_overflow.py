@@ -23,6 +23,6 @@ async def test_a_cursor_the_log_cannot_hold_is_a_400(tmp_path: Path, cursor: byt
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            answer = await client.get("/a2a/events", headers={"Last-Event-ID": cursor})
+            answer = await client.get("/a2a/events", headers={b"Last-Event-ID": cursor})
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_request" and "an integer from 0 to" in answer.json()["message"]
