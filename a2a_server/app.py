@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from starlette.applications import Starlette
@@ -74,9 +75,10 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             cancel_grace=settings.cancel_grace, max_events=settings.max_events_per_task,
             lease_seconds=settings.lease_seconds,
         )  # fmt: skip
+        # without keys every caller is 'anonymous': a cap per owner would be one cap for the whole server, so none
         service: TaskService = LimitedService(
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
-            cancel_grace=settings.cancel_grace, limits=limits,
+            cancel_grace=settings.cancel_grace, limits=limits if keyring else replace(limits, running_tasks=0),
         )  # fmt: skip
         drainer = lambda grace: _drain(service, runner, grace)  # noqa: E731
         app.state.a2a = AppState(

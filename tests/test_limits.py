@@ -97,3 +97,19 @@ def test_a_server_without_keys_says_so_and_warns_beyond_loopback(caplog: pytest.
     create_app(Settings(skills=["echo"], store="memory", host="0.0.0.0"))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "beyond this machine" in warnings[0].getMessage()
+
+
+async def test_without_keys_there_is_no_server_wide_task_cap() -> None:
+    """Every caller is 'anonymous' without keys: a cap per owner would cap the whole server, so it is off."""
+    settings = Settings(skills=["echo"], store="memory", max_running_tasks=1)
+    async for client in _client(settings, ("127.0.0.1", 4000)):
+        states = []
+        for i in range(3):
+            message = {"role": "user", "messageId": f"m{i}", "parts": [{"kind": "text", "text": "a b c d e f"}]}
+            params = {"message": message, "configuration": {"blocking": False}, "metadata": {"delay_ms": 500}}
+            answer = await client.post(
+                "/a2a", json={"jsonrpc": "2.0", "id": i, "method": "message/send", "params": params}
+            )
+            assert answer.status_code == 200 and "result" in answer.json(), answer.text
+            states.append(answer.json()["result"]["status"]["state"])
+        assert len(states) == 3 and set(states) <= {"submitted", "working"}

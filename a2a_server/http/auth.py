@@ -132,12 +132,13 @@ class Gate:
         headers = Headers(scope=scope)
         try:
             principal = self._authenticate(headers)
-            who = self._rate_key(principal, scope)
+            who = self._limit_key(principal, scope)
             if who is not None and (wait := self.buckets.take(who)) > 0:
                 rate, burst = self.limits.rate, self.limits.burst
                 message = f"Too many requests: the limit is {rate:g} per second, bursts of {burst} (rate_limit)"
                 raise TooManyRequests(message, wait, cause="rate_limited")
-            needs, streams, receive = await self._needs(face, method, path, headers, receive, principal)
+            at_cap = who is not None and self.streams.full(who)
+            needs, streams, receive = await self._needs(face, method, path, headers, receive, principal, at_cap)
             for scope_name in needs:
                 if not principal.may(scope_name):
                     has = ",".join(sorted(principal.scopes))
@@ -145,15 +146,15 @@ class Gate:
                         f"Permission denied: the key of {principal.name!r} has scopes {has}; this needs {scope_name!r}"
                     )
                     raise PermissionDenied(message, cause="missing_scope")
-            if streams and self.streams.full(principal.name):
-                cap = self.limits.streams
-                message = f"Too many streams: {principal.name!r} has {cap} open, the limit (max_streams); close one"
+            if streams and at_cap:
+                cap, caller_name = self.limits.streams, repr(principal.name) if self.keyring else "this client"
+                message = f"Too many streams: {caller_name} has {cap} open, the limit (max_streams); close one"
                 raise TooManyRequests(message, 5, cause="too_many_streams")
         except A2AError as exc:
             await deny(face, exc, headers)(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
-        await self._run(scope, receive, send, principal.name)
+        await self._run(scope, receive, send, who)
 
     def _authenticate(self, headers: Headers) -> Principal:
         if self.keyring is None:
@@ -170,7 +171,9 @@ class Gate:
             raise Unauthenticated("Unauthenticated: the API key is not valid (unknown or revoked)", cause="invalid_key")
         return principal
 
-    def _rate_key(self, principal: Principal, scope: Scope) -> str | None:
+    def _limit_key(self, principal: Principal, scope: Scope) -> str | None:
+        """Whose limits a request counts against: the key's principal; without keys the client address, and
+        nobody's for a loopback client (the local user, or a proxy whose clients all look alike)."""
         if self.keyring is not None:
             return "key:" + principal.name
         client = scope.get("client")
@@ -183,7 +186,14 @@ class Gate:
         return "addr:" + host
 
     async def _needs(
-        self, face: Face, method: str, path: str, headers: Headers, receive: Receive, principal: Principal
+        self,
+        face: Face,
+        method: str,
+        path: str,
+        headers: Headers,
+        receive: Receive,
+        principal: Principal,
+        at_cap: bool,
     ) -> tuple[set[str], bool, Receive]:
         """The scopes the request needs, whether it may open a stream, and the ``receive`` to pass on (the body is
         read ahead, then replayed, only when its methods decide: a key with fewer scopes, or streams at the cap)."""
@@ -195,13 +205,13 @@ class Gate:
             return {SCOPE_OF[op]}, op in (Op.STREAM, Op.RESUBSCRIBE), receive
         if face is Face.OPENAI:
             streams = accept_sse
-            if self.streams.full(principal.name):
+            if at_cap:
                 body, receive = await _read_ahead(receive, self.max_body_bytes)
                 streams = streams or (isinstance(body, dict) and body.get("stream") is True)
             return {"send"}, streams, receive
         streams = path.startswith("/a2a/stream") or accept_sse
         restricted = not (principal.may("send") and principal.may("read"))
-        if not restricted and not self.streams.full(principal.name):
+        if not restricted and not at_cap:
             return set(), streams, receive
         body, receive = await _read_ahead(receive, self.max_body_bytes)
         needs: set[str] = set()
@@ -215,14 +225,14 @@ class Gate:
             streams = streams or spec.streaming or (isinstance(params, dict) and params.get("stream") is True)
         return needs, streams, receive
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, who: str) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: Send, who: str | None) -> None:
         opened = False
 
         async def counting_send(message: Message) -> None:
             nonlocal opened
             if message["type"] == "http.response.start" and not opened:
                 content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
-                if content_type.startswith("text/event-stream"):
+                if who is not None and content_type.startswith("text/event-stream"):
                     opened = True
                     self.streams.open(who)
             await send(message)
@@ -230,7 +240,7 @@ class Gate:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            if opened:
+            if opened and who is not None:
                 self.streams.close(who)
 
 
