@@ -100,13 +100,17 @@ def face_of(method: str, path: str) -> Face:
 
 
 def credential(headers: Headers) -> str | None:
-    """The presented key; "" for an Authorization header of another scheme (a clear 401 rather than 'missing')."""
+    """The presented key: ``Authorization: Bearer``, else ``X-API-Key`` (beside a proxy's Basic credentials, say);
+    "" when only an Authorization header of another scheme came (a clear 401 rather than 'missing')."""
     auth = headers.get("authorization")
     if auth is not None:
         scheme, _, token = auth.strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else ""
+        if scheme.lower() == "bearer":
+            return token.strip()
     key = headers.get("x-api-key")
-    return key.strip() if key is not None else None
+    if key is not None:
+        return key.strip()
+    return "" if auth is not None else None
 
 
 class Gate:
