@@ -128,9 +128,10 @@ async def _announce_when_ready(registry: SkillRegistry, settings: Settings) -> N
         await asyncio.sleep(0.1)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)
-    log.info("console: %s/  |  try: curl -N %s/a2a/stream -H 'Content-Type: application/json' -d "
+    keyed = " -H 'Authorization: Bearer <key>'" if settings.api_keys_file is not None else ""
+    log.info("console: %s/  |  try: curl -N %s/a2a/stream%s -H 'Content-Type: application/json' -d "
              "'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tasks/send\",\"params\":{\"task\":{\"input\":\"hello\"}}}'",
-             base.rstrip("/"), base.rstrip("/"))  # fmt: skip
+             base.rstrip("/"), base.rstrip("/"), keyed)  # fmt: skip
 
 
 async def _purge_forever(service: TaskService, settings: Settings) -> None:

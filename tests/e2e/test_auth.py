@@ -96,6 +96,7 @@ def test_serve_without_the_keys_file_stops_and_says_how_to_make_one(tmp_path: Pa
 
 def test_start_up_log_says_whether_auth_is_on(ks: KeyedServer, tmp_path: Path) -> None:
     assert f"auth: on: {len(SCOPES)} keys from {ks.keys_file}" in ks.server.log()
+    assert "try: curl -N " + ks.url + "/a2a/stream -H 'Authorization: Bearer <key>'" in ks.server.log()
     plain = start_server(tmp_path)
     try:
         assert plain.log().count("auth: off") == 1
