@@ -12,11 +12,16 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from a2a.client import ClientCallContext, ClientConfig, ClientFactory
+from a2a.client.auth import AuthInterceptor, CredentialService
+from a2a.client.card_resolver import parse_agent_card
+from a2a.types import CancelTaskRequest, GetTaskRequest, SubscribeToTaskRequest, TaskNotFoundError
 
 from tests.conftest import stop_server
 from tests.e2e.auth_harness import KeyedServer, keyed_server
@@ -218,3 +223,36 @@ async def test_a_context_reused_by_another_principal_does_not_mix_histories(
     alice_heard = await say("alice", "alice again")
     assert "alice's secret" not in bob_heard and bob_heard.endswith("bob here")
     assert "alice's secret" in alice_heard and "bob here" not in alice_heard
+
+
+class _Key(CredentialService):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    async def get_credentials(self, security_scheme_name: str, context: ClientCallContext | None) -> str | None:
+        return self.key
+
+
+@pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
+async def test_the_a2a_sdk_with_bobs_key_finds_none_of_alices_tasks(ks: KeyedServer, binding: str) -> None:
+    async with httpx.AsyncClient(base_url=ks.url, timeout=TIMEOUT) as http:
+        a = await _alices(http, ks)
+        card = parse_agent_card((await http.get("/.well-known/agent-card.json", headers=V10)).json())
+        config = ClientConfig(httpx_client=http, streaming=True, supported_protocol_bindings=[binding])
+        bob = ClientFactory(config).create(card, interceptors=[AuthInterceptor(_Key(ks.keys["bob"]))])
+        refused = 0
+        for task in (a.done, a.waiting, a.running):
+            with pytest.raises(TaskNotFoundError):
+                await bob.get_task(GetTaskRequest(id=task))
+            with pytest.raises(TaskNotFoundError):
+                await bob.cancel_task(CancelTaskRequest(id=task))
+            with pytest.raises(TaskNotFoundError):
+                async with aclosing(bob.subscribe(SubscribeToTaskRequest(id=task))) as events:  # type: ignore[type-var]
+                    async for _ in events:
+                        pass
+            refused += 3
+        await bob.close()
+        assert refused == 9
+        # (the SDK set A2A-Version: 1.0 on the shared client: ask in 1.0)
+        alice_sees = await http.post("/a2a", json=rpc("GetTask", {"id": a.running}), headers=ks.headers("alice", **V10))
+        assert alice_sees.json()["result"]["status"]["state"] == "TASK_STATE_WORKING"
