@@ -20,6 +20,9 @@ from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import InvalidParams, TooManyRequests
 from a2a_server.service import Submitted, TaskService
 
+# the causes of this module's refusals (a2a_refusals{reason})
+_LIMITS = ("too_many_parts", "metadata_too_deep", "metadata_too_large", "message_too_large", "too_many_tasks")
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -147,6 +150,14 @@ class LimitedService(TaskService):
 
     async def submit(self, req: SendRequest, dialect: str, *, owner: str = "anonymous", follow: bool = False
                      ) -> Submitted:  # fmt: skip
+        try:
+            return await self._submit(req, dialect, owner, follow)
+        except (InvalidParams, TooManyRequests) as exc:
+            if exc.cause in _LIMITS:
+                self.metrics.refusals.labels(exc.cause).inc()
+            raise
+
+    async def _submit(self, req: SendRequest, dialect: str, owner: str, follow: bool) -> Submitted:
         check_message(req, self.limits)
         cap = self.limits.running_tasks
         mine = self._running.setdefault(owner, {})

@@ -44,6 +44,11 @@ class Metrics:
         )
         self.queue_depth = Gauge("a2a_queue_depth", "Tasks waiting for a skill's capacity", ["skill"], registry=r)
         self._queue_probes: dict[str, Callable[[], int]] = {}
+        # callers (http/auth.py, limits.py): refusals by reason (missing_key, invalid_key, missing_scope,
+        # rate_limited, too_many_streams, too_many_tasks, too_many_parts, …); never a key, never a principal
+        self.refusals = Counter(
+            "a2a_refusals", "Requests refused by auth or a limit, by reason", ["reason"], registry=r
+        )
 
     # labels() looks the child up under a lock on every call; the hot paths keep their children
     @functools.cache  # noqa: B019 - one Metrics per app, a handful of skills and methods

@@ -155,6 +155,7 @@ class Gate:
                 message = f"Too many streams: {caller_name} has {cap} open, the limit (max_streams); close one"
                 raise TooManyRequests(message, 5, cause="too_many_streams")
         except A2AError as exc:
+            _count(scope, exc.cause or exc.reason.lower())
             await deny(face, exc, headers)(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
@@ -246,6 +247,12 @@ class Gate:
         finally:
             if opened and who is not None:
                 self.streams.close(who)
+
+
+def _count(scope: Scope, reason: str) -> None:
+    state = getattr(getattr(scope.get("app"), "state", None), "a2a", None)  # None before start-up
+    if state is not None:
+        state.service.metrics.refusals.labels(reason).inc()
 
 
 async def _read_ahead(receive: Receive, limit: int) -> tuple[Any, Receive]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -131,6 +132,10 @@ async def test_a_wrong_key_is_401_invalid_token_and_never_echoed(http: httpx.Asy
         assert answer.status_code == 401 and 'error="invalid_token"' in answer.headers["www-authenticate"]
         assert wrong not in answer.text
     assert wrong not in ks.server.log() and ks.keys["alice"] not in ks.server.log()
+    metrics = (await http.get("/metrics")).text
+    refused = re.search(r'^a2a_refusals_total\{reason="invalid_key"\} (\d+)', metrics, re.M)
+    assert refused is not None and int(refused.group(1)) >= 3
+    assert not any(key in metrics or key[4:] in metrics for key in ks.keys.values())
 
 
 async def test_public_paths_stay_public(http: httpx.AsyncClient) -> None:

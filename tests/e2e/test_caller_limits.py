@@ -158,6 +158,10 @@ async def test_a_message_past_a_size_limit_is_minus_32602_naming_it(
             "metadata": params.get("metadata", {})}  # fmt: skip
     answer = await http.post(capped.url + "/a2a/rest/message:send", json=rest, headers=capped.headers("alice"))
     assert answer.status_code == 400 and limit in answer.json()["error"]["message"]
+    metrics = (await http.get(capped.url + "/metrics")).text
+    cause = {"max_parts": "too_many_parts", "max_metadata_depth": "metadata_too_deep",
+             "max_metadata_bytes": "metadata_too_large", "max_message_bytes": "message_too_large"}[limit]  # fmt: skip
+    assert f'a2a_refusals_total{{reason="{cause}"}}' in metrics
 
 
 async def test_the_openai_face_names_the_limit_too(capped: KeyedServer) -> None:
