@@ -1,7 +1,8 @@
 """API keys: a JSON file of hashed keys, the ``a2a-server keys`` command, and the server's view of the file.
 
     a2a-server keys add NAME [--scopes send,read,admin] [--file PATH]  ─► prints the key ONCE; stores its hash
-    a2a-server keys list | revoke NAME
+    a2a-server keys add NAME --another                                ─► a second key of NAME (rotation)
+    a2a-server keys list | revoke NAME [--id ID]
     serve --api-keys-file PATH ─► Keyring: re-read when the file changes (its mtime, size or inode), no restart
 
 A key is ``a2a_`` + 32 random bytes (urlsafe base64); the file holds ``sha256(key)`` only. A fast unsalted hash
@@ -25,6 +26,7 @@ import re
 import secrets
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,7 @@ DEFAULT_SCOPES = ("send", "read")
 ENV_FILE = "A2A_API_KEYS_FILE"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _PREFIX = "a2a_"
+_SETTLE_NS = 2_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,12 @@ class StoredKey:
     scopes: tuple[str, ...]
     hash: str  # "sha256:<hex>"
     created: str
+
+    @property
+    def id(self) -> str:
+        """A short fingerprint that tells a principal's keys apart in ``list`` and ``revoke --id`` (8 hex digits of
+        the hash: nothing to learn the key from)."""
+        return self.hash.removeprefix("sha256:")[:8]
 
     def json(self) -> dict[str, Any]:
         return {"name": self.name, "scopes": list(self.scopes), "hash": self.hash, "created": self.created}
@@ -147,7 +156,10 @@ class Keyring:
 
     def _reload(self, first: bool = False) -> None:
         stamp = self._stat()
-        if stamp == self._stamp and not first:
+        # A file rewritten within one tick of the file system's clock, to the same size, on a recycled inode,
+        # would keep its stamp: while the file is that young, read it anyway (small, and only for a moment).
+        young = stamp is not None and time.time_ns() - stamp[0] < _SETTLE_NS
+        if stamp == self._stamp and not first and not young:
             return
         if stamp is None and first:
             raise KeyFileError(f"keys file {self.path} does not exist; create a key with: "
@@ -162,9 +174,10 @@ class Keyring:
             self._stamp = stamp
             return
         self._stamp = stamp
-        self._keys = [(k.hash.encode(), Principal(k.name, frozenset(k.scopes))) for k in keys]
-        if not first:
-            log.info("keys file %s re-read: %d keys", self.path, len(self._keys))
+        fresh = [(k.hash.encode(), Principal(k.name, frozenset(k.scopes))) for k in keys]
+        if fresh != self._keys and not first:
+            log.info("keys file %s re-read: %d keys", self.path, len(fresh))
+        self._keys = fresh
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -197,9 +210,11 @@ def main(argv: list[str]) -> int:
     add = sub.add_parser("add", help="create a key and print it once (only its hash is stored)")
     add.add_argument("name", help="the principal: owner of the tasks this key creates")
     add.add_argument("--scopes", default=",".join(DEFAULT_SCOPES), help="send,read,admin (default send,read)")
-    sub.add_parser("list", help="the keys' names, scopes and creation times (never the keys)")
-    revoke = sub.add_parser("revoke", help="delete a key; a running server notices at once")
+    add.add_argument("--another", action="store_true", help="a further key for an existing NAME (to rotate keys)")
+    sub.add_parser("list", help="the keys' names, ids, scopes and creation times (never the keys)")
+    revoke = sub.add_parser("revoke", help="delete NAME's keys (or one: --id); a running server notices at once")
     revoke.add_argument("name")
+    revoke.add_argument("--id", dest="key_id", help="only the key with this id (from 'keys list')")
     for p in sub.choices.values():
         p.add_argument("--file", help=f"the keys file (default ${ENV_FILE})")
     args = parser.parse_args(argv)
@@ -207,32 +222,38 @@ def main(argv: list[str]) -> int:
         path = _file(args)
         keys = load(path)
         if args.action == "add":
-            return _add(path, keys, args.name, parse_scopes(args.scopes))
+            return _add(path, keys, args.name, parse_scopes(args.scopes), args.another)
         if args.action == "list":
             for k in keys:
-                print(f"{k.name}\t{','.join(k.scopes)}\t{k.created}")
+                print(f"{k.name}\t{k.id}\t{','.join(k.scopes)}\t{k.created}")
             if not keys:
                 print(f"no keys in {path}", file=sys.stderr)
             return 0
-        remaining = [k for k in keys if k.name != args.name]
+        remaining = [k for k in keys if not (k.name == args.name and args.key_id in (None, k.id))]
         if len(remaining) == len(keys):
-            raise ValueError(f"no key named {args.name!r} in {path}")
+            which = f" with id {args.key_id}" if args.key_id else ""
+            raise ValueError(f"no key named {args.name!r}{which} in {path}")
         save(path, remaining)
-        print(f"revoked {args.name}", file=sys.stderr)
+        print(f"revoked {len(keys) - len(remaining)} key(s) of {args.name}", file=sys.stderr)
         return 0
     except ValueError as exc:  # KeyFileError included
         print(f"a2a-server keys: {exc}", file=sys.stderr)
         return 2
 
 
-def _add(path: Path, keys: list[StoredKey], name: str, scopes: tuple[str, ...]) -> int:
+def _add(path: Path, keys: list[StoredKey], name: str, scopes: tuple[str, ...], another: bool) -> int:
     if not _NAME.match(name):
         raise ValueError(f"name {name!r}: 1-64 letters, digits, '_', '.', '@' or '-', starting with a letter or digit")
-    if any(k.name == name for k in keys):
-        raise ValueError(f"a key named {name!r} exists; revoke it first (names are principals: one key each)")
+    if any(k.name == name for k in keys) and not another:
+        raise ValueError(f"a key named {name!r} exists; to rotate, add --another (same principal, same tasks), "
+                         "move the clients to it, then 'keys revoke NAME --id OLD'")  # fmt: skip
+    if another and not any(k.name == name for k in keys):
+        raise ValueError(f"--another: there is no key named {name!r} yet")
     key = new_key()
     created = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-    save(path, [*keys, StoredKey(name, scopes, hash_key(key), created)])
+    added = StoredKey(name, scopes, hash_key(key), created)
+    save(path, [*keys, added])
     print(key)
-    print(f"added {name} ({','.join(scopes)}) to {path}; the key above is shown only once", file=sys.stderr)
+    print(f"added {name} (id {added.id}, {','.join(scopes)}) to {path}; the key above is shown only once",
+          file=sys.stderr)  # fmt: skip
     return 0

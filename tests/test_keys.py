@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from a2a_server.keys import KeyFileError, Keyring, StoredKey, hash_key, load, new_key, parse_scopes, save
+from a2a_server.keys import KeyFileError, Keyring, StoredKey, hash_key, load, main, new_key, parse_scopes, save
 
 
 def _write(path: Path, *keys: tuple[str, str, tuple[str, ...]]) -> None:
@@ -70,3 +70,24 @@ def test_scopes_are_checked() -> None:
     for bad in ("", "write", "read,owner"):
         with pytest.raises(ValueError, match="send, read, admin"):
             parse_scopes(bad)
+
+
+def test_rotation_a_second_key_for_the_same_principal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "keys.json")
+    assert main(["add", "alice", "--file", path]) == 0
+    old = capsys.readouterr().out.strip()
+    assert main(["add", "alice", "--file", path]) == 2
+    assert "--another" in capsys.readouterr().err
+    assert main(["add", "alice", "--another", "--file", path]) == 0
+    new = capsys.readouterr().out.strip()
+    ring = Keyring(Path(path))
+    assert ring.lookup(old) == ring.lookup(new) is not None  # one principal: the same tasks
+    old_id = hash_key(old)[7:15]
+    assert main(["list", "--file", path]) == 0
+    assert old_id in capsys.readouterr().out
+    assert main(["revoke", "alice", "--id", old_id, "--file", path]) == 0
+    assert ring.lookup(old) is None and ring.lookup(new) is not None
+    assert main(["revoke", "alice", "--id", old_id, "--file", path]) == 2
+    assert main(["add", "bob", "--another", "--file", path]) == 2
+    assert main(["revoke", "alice", "--file", path]) == 0
+    assert ring.lookup(new) is None

@@ -68,7 +68,8 @@ def test_keys_add_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -
     assert stored[0]["hash"].startswith("sha256:") and stored[0]["created"].endswith("Z")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     listed = keys_cli("list", "--file", str(path))
-    assert listed.returncode == 0 and listed.stdout.split("\t")[:2] == ["carol", "read"]
+    name, key_id, scopes, _ = listed.stdout.split("\t")
+    assert listed.returncode == 0 and (name, scopes) == ("carol", "read") and stored[0]["hash"][7:15] == key_id
     assert key not in listed.stdout + listed.stderr
 
 
