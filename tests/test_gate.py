@@ -1,11 +1,12 @@
-"""The gate's pure parts (a2a_server/http/auth.py): which face a path answers in, and which key a request shows."""
+"""The gate's pure parts (http/auth.py, http/refusal.py): the face a path answers in, the key a request shows."""
 
 from __future__ import annotations
 
 import pytest
 from starlette.datastructures import Headers
 
-from a2a_server.http.auth import Face, credential, face_of
+from a2a_server.http.auth import credential
+from a2a_server.http.refusal import Face, face_of
 
 
 @pytest.mark.parametrize(

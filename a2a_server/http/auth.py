@@ -19,19 +19,16 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import MutableMapping
-from enum import Enum
 from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from a2a_server import card
 from a2a_server.card import REST_BASE
-from a2a_server.dialects import V03, V10
 from a2a_server.errors import A2AError, PermissionDenied, TooManyRequests, Unauthenticated
+from a2a_server.http.refusal import Face, count, deny, face_of
 from a2a_server.http.state import app_state
 from a2a_server.keys import Keyring, Principal
 from a2a_server.limits import Buckets, Limits, Streams
@@ -40,24 +37,10 @@ from a2a_server.service import ANONYMOUS
 
 PRINCIPAL = "a2a.principal"
 ANONYMOUS_PRINCIPAL = Principal(ANONYMOUS, frozenset({"send", "read"}))
-_PUBLIC = {"/", "/favicon.ico", "/healthz", "/readyz", "/metrics", "/.well-known/agent-card.json",
-           "/.well-known/agent.json", "/v1/models"}  # fmt: skip
-_PUBLIC_PREFIXES = ("/static/", "/v1/models/")
-_RPC_PATHS = {"/a2a", "/a2a/", "/a2a/stream", "/a2a/stream/"}
 SCOPE_OF: dict[Op, str] = {
     Op.SEND: "send", Op.STREAM: "send", Op.CANCEL: "send", Op.PUSH_CONFIG: "send",
     Op.GET: "read", Op.LIST: "read", Op.RESUBSCRIBE: "read", Op.EXTENDED_CARD: "read",
 }  # fmt: skip
-
-
-class Face(Enum):
-    """Which error dialect a path answers in."""
-
-    PUBLIC = "public"
-    JSONRPC = "jsonrpc"
-    REST = "rest"
-    OPENAI = "openai"
-    PLAIN = "plain"
 
 
 def _rest_pattern(path: str) -> re.Pattern[str]:
@@ -85,18 +68,6 @@ def caller(request: Request) -> dict[str, Any]:
         return card.build(state.static_card, state.skills, base, version, secured=True)
 
     return {"owner": principal.name, "admin": principal.admin, "card": extended}
-
-
-def face_of(method: str, path: str) -> Face:
-    if method == "OPTIONS" or path in _PUBLIC or path.startswith(_PUBLIC_PREFIXES):
-        return Face.PUBLIC
-    if path in _RPC_PATHS:
-        return Face.JSONRPC
-    if path.startswith(REST_BASE + "/"):
-        return Face.REST
-    if path.startswith("/v1/"):
-        return Face.OPENAI
-    return Face.PLAIN
 
 
 def credential(headers: Headers) -> str | None:
@@ -155,7 +126,7 @@ class Gate:
                 message = f"Too many streams: {caller_name} has {cap} open, the limit (max_streams); close one"
                 raise TooManyRequests(message, 5, cause="too_many_streams")
         except A2AError as exc:
-            _count(scope, exc.cause or exc.reason.lower())
+            count(scope, exc.cause or exc.reason.lower())
             await deny(face, exc, headers)(scope, receive, send)
             return
         scope[PRINCIPAL] = principal
@@ -249,12 +220,6 @@ class Gate:
                 self.streams.close(who)
 
 
-def _count(scope: Scope, reason: str) -> None:
-    state = getattr(getattr(scope.get("app"), "state", None), "a2a", None)  # None before start-up
-    if state is not None:
-        state.service.metrics.refusals.labels(reason).inc()
-
-
 async def _read_ahead(receive: Receive, limit: int) -> tuple[Any, Receive]:
     """The JSON body (None when it is not JSON or too large: the endpoint says why), and a ``receive`` that
     replays it."""
@@ -286,35 +251,3 @@ async def _read_ahead(receive: Receive, limit: int) -> tuple[Any, Receive]:
         return await receive()
 
     return body, replaying
-
-
-def deny(face: Face, exc: A2AError, headers: Headers) -> Response:
-    """``exc`` as the endpoint's own dialect would answer it, with the HTTP status and headers it calls for."""
-    extra: MutableMapping[str, str] = {}
-    if isinstance(exc, Unauthenticated):
-        invalid = ', error="invalid_token"' if exc.cause == "invalid_key" else ""
-        extra["WWW-Authenticate"] = f'Bearer realm="a2a-server"{invalid}'
-    if isinstance(exc, TooManyRequests):
-        extra["Retry-After"] = str(exc.retry_after)
-    response = _render(face, exc, headers)
-    response.headers.update(extra)
-    return response
-
-
-def _render(face: Face, exc: A2AError, headers: Headers) -> Response:
-    from a2a_server.http.jsonrpc import dumps, json_response
-    from a2a_server.http.openai import ApiError
-    from a2a_server.http.rest import status_error
-    from a2a_server.rpc import error_response
-
-    if face is Face.JSONRPC:
-        dialect = V10 if (headers.get("a2a-version") or "").strip().startswith("1") else V03
-        return json_response(error_response(dialect, exc.code, exc.message, None, exc.details), exc.http_status)
-    if face is Face.REST:
-        return status_error(exc)
-    if face is Face.OPENAI:
-        code = {"missing_key": "missing_api_key", "invalid_key": "invalid_api_key"}.get(exc.cause or "", exc.cause)
-        kind = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}[exc.http_status]
-        return ApiError(exc.http_status, exc.message, None, code, kind).response()
-    body = {"error": exc.cause or exc.reason.lower(), "message": exc.message}
-    return Response(dumps(body), exc.http_status, media_type="application/json")
