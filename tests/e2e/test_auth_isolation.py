@@ -34,9 +34,8 @@ V10 = {"A2A-Version": "1.0"}
 @pytest.fixture(scope="module")
 def ks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
     scopes = {"alice": "send,read", "bob": "send,read", "root": "admin"}
-    srv = keyed_server(
-        tmp_path_factory.mktemp("iso"), scopes, skills="echo,conformance,tests.e2e.history_skill:HistorySkill"
-    )
+    skills = "echo,conformance,tests.e2e.history_skill:HistorySkill,tests.e2e.fake_models:WordsSkill"
+    srv = keyed_server(tmp_path_factory.mktemp("iso"), scopes, skills=skills)
     yield srv
     stop_server(srv.server)
 
@@ -256,3 +255,22 @@ async def test_the_a2a_sdk_with_bobs_key_finds_none_of_alices_tasks(ks: KeyedSer
         # (the SDK set A2A-Version: 1.0 on the shared client: ask in 1.0)
         alice_sees = await http.post("/a2a", json=rpc("GetTask", {"id": a.running}), headers=ks.headers("alice", **V10))
         assert alice_sees.json()["result"]["status"]["state"] == "TASK_STATE_WORKING"
+
+
+async def test_a_chat_completions_task_is_its_callers_only(http: httpx.AsyncClient, ks: KeyedServer) -> None:
+    """The OpenAI face's task (X-A2A-Task-Id) belongs to the key that asked: another key cannot get, cancel or
+    stream it, over any face."""
+    body = {"model": "words", "messages": [{"role": "user", "content": "private words"}]}
+    done = await http.post("/v1/chat/completions", json=body, headers=ks.headers("alice"))
+    assert done.status_code == 200 and done.json()["choices"][0]["message"]["content"] == "private words"
+    task = done.headers["x-a2a-task-id"]
+    bob = ks.headers("bob")
+    refusals = [
+        _not_found_rpc(await http.post("/a2a", json=rpc("tasks/get", {"id": task}), headers=bob)),
+        _not_found_rpc(await http.post("/a2a", json=rpc("tasks/cancel", {"id": task}), headers=bob)),
+        _not_found_rest(await http.get(f"/a2a/rest/tasks/{task}", headers=bob)),
+        (await http.get(f"/a2a/tasks/{task}/stream", headers=bob)).status_code == 404,
+    ]
+    assert refusals == [True] * 4
+    mine = await http.post("/a2a", json=rpc("tasks/get", {"id": task}), headers=ks.headers("alice"))
+    assert mine.json()["result"]["status"]["state"] == "completed"
