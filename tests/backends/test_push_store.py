@@ -50,7 +50,7 @@ async def test_put_replaces_and_record_keeps_the_delivery_state(push: PushStore)
     await push.put(config(url="https://old/x"))
     await push.put(config(url="https://new/x"))
     assert [c.url for c in await push.list("t1")] == ["https://new/x"]
-    state = Delivery(cursor=7, state="failing", attempts=3, delivered=6, last_status="500", next_try="2026-01-01T00:00Z")
+    state = Delivery(cursor=7, state="failing", attempts=3, delivered=6, last_status="500", next_try="2026-01-01")
     assert await push.record("t1", "c1", state)
     got = await push.get("t1", "c1")
     assert got is not None and got.delivery == state

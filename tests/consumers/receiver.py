@@ -32,6 +32,7 @@ class Hit:
     verified: bool
     headers: dict[str, str]
     body: Any
+    raw: bytes
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Receiver:
     secrets: set[str] = field(default_factory=set)
     hits: list[Hit] = field(default_factory=list)
     fail_next: int = 0
+    strict: bool = True  # answer 401 to a notification whose signature does not verify
     accept_only: int | None = None
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -66,7 +68,7 @@ class Receiver:
         body = await request.body()
         headers = dict(request.headers)
         verified = self.verify(headers, body)
-        if not verified:
+        if self.strict and not verified:
             status = 401
         elif self.fail_next > 0:
             self.fail_next -= 1
@@ -75,7 +77,7 @@ class Receiver:
             status = 503
         else:
             status = 200
-        self.hits.append(Hit(headers.get("x-a2a-event-id", ""), status, verified, headers, json.loads(body)))
+        self.hits.append(Hit(headers.get("x-a2a-event-id", ""), status, verified, headers, json.loads(body), body))
         return Response(status_code=status)
 
     async def start(self) -> None:
