@@ -50,6 +50,11 @@ async def rpc(client: httpx.AsyncClient, method: str, params: Any, version: str 
     return reply
 
 
+async def is_done(client: httpx.AsyncClient, method: str, params: Any, version: str | None = None) -> bool:
+    """Whether the config's delivery is done (every event sent and its answer saved)."""
+    return bool((await rpc(client, method, params, version))["result"]["delivery"]["state"] == "done")
+
+
 def ids(hits: list[Any]) -> list[int]:
     return [int(h.event_id.rsplit(":", 1)[1]) for h in hits]
 
@@ -85,6 +90,9 @@ async def test_1_0_notifications_are_signed_authorized_and_in_order(client: http
         assert inner["metadata"]["a2a-server/eventId"] == hit.event_id
         assert hit.event_id.startswith(task["id"] + ":")
 
+    # the receiver saw the last notification a moment before the sender heard its answer and saved it
+    await until(lambda: is_done(client, "GetTaskPushNotificationConfig", {"taskId": task["id"], "id": task["id"]},
+                                 "1.0"), what="done")  # fmt: skip
     got = await rpc(client, "GetTaskPushNotificationConfig", {"taskId": task["id"], "id": task["id"]}, "1.0")
     delivery = got["result"]["delivery"]
     assert delivery["state"] == "done" and delivery["delivered"] == len(hits) and delivery["attempts"] == 0
@@ -112,6 +120,7 @@ async def test_0_3_retries_a_500_twice_then_delivers_the_same_event_and_goes_on(
     assert all(h.headers["x-a2a-notification-token"] == "tok" and "authorization" not in h.headers for h in accepted)
 
     ref = {"id": task["id"], "pushNotificationConfigId": "hook-1"}
+    await until(lambda: is_done(client, "tasks/pushNotificationConfig/get", ref), what="done")
     got = await rpc(client, "tasks/pushNotificationConfig/get", ref)
     assert got["result"]["pushNotificationConfig"] == {"id": "hook-1", "url": receiver.url, "token": "tok"}
     assert got["result"]["delivery"]["delivered"] == len(accepted)

@@ -115,7 +115,13 @@ async def test_a_config_in_the_sdk_send_configuration_notifies_the_receiver(
     assert all(h.headers["x-a2a-notification-token"] == "tok-send" for h in receiver.accepted)
     assert {h.event_id.split(":")[0] for h in receiver.accepted} == {task_id}
     async with httpx.AsyncClient(base_url=push_server.url) as http:  # a raw read shows what the SDK's types drop
-        raw = (await http.get(f"/a2a/rest/tasks/{task_id}/pushNotificationConfigs/{task_id}")).json()
+        path = f"/a2a/rest/tasks/{task_id}/pushNotificationConfigs/{task_id}"
+
+        async def done() -> bool:
+            return bool((await http.get(path)).json()["delivery"]["state"] == "done")
+
+        await until(done, what="the delivery to be saved as done")
+        raw = (await http.get(path)).json()
     assert raw["token"] == "tok-send" and raw["delivery"]["delivered"] == len(receiver.accepted)
     receiver.secrets.add(raw["signingSecret"])
     assert all(receiver.verify(h.headers, h.raw) for h in receiver.accepted)
