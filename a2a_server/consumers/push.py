@@ -108,13 +108,18 @@ class PushSender:
 
     async def _deliver_all(self, w: _Worker) -> None:
         c = w.config
+        last: LoggedEvent | None = None
         while True:
+            if (last is not None and isinstance(last.event, MessageEvent)) or await self._finished(c):
+                c.delivery.state, c.delivery.next_try = "done", None
+                await self._save(w, force=True)
+                log.info("push %s/%s: done (%d delivered)", c.task_id, c.id, c.delivery.delivered)
+                return
             # subscribed before the log is read (fresh when nothing is logged past the cursor): no event is missed
             follower = self.events.follow(c.task_id, c.delivery.cursor, fresh=True)
             if await self.events.last_event_id(c.task_id) > c.delivery.cursor:
                 follower.close()
                 follower = self.events.follow(c.task_id, c.delivery.cursor)
-            last: LoggedEvent | None = None
             async with follower:
                 async for batch in follower.batches():
                     for logged in batch:
@@ -124,11 +129,6 @@ class PushSender:
                             return  # the config is gone
                         last = logged
                     await self._save(w)
-            if (last is not None and isinstance(last.event, MessageEvent)) or await self._finished(c):
-                c.delivery.state, c.delivery.next_try = "done", None
-                await self._save(w, force=True)
-                log.info("push %s/%s: done (%d delivered)", c.task_id, c.id, c.delivery.delivered)
-                return
 
     async def _finished(self, c: PushConfig) -> bool:
         task = await self.tasks.get(c.task_id)
