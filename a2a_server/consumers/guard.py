@@ -94,7 +94,7 @@ def _public(address: IP) -> bool:
 
 def _kind(address: IP) -> str:
     address = _unwrap(address)
-    for kind in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(address, f"is_{kind}"):
             return "cloud metadata (link-local)" if str(address) == "169.254.169.254" else kind.replace("_", "-")
     return "non-public"

@@ -24,6 +24,9 @@ from starlette.routing import Route
 
 from tests.conftest import free_port
 
+# the signing secret the tests' configs give (signingSecret), so that the receiver can verify from the start
+SECRET = "0123456789abcdef-test-secret"
+
 
 @dataclass
 class Hit:
@@ -42,6 +45,8 @@ class Receiver:
     hits: list[Hit] = field(default_factory=list)
     fail_next: int = 0
     strict: bool = True  # answer 401 to a notification whose signature does not verify
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # answers (status, headers) to give first
+    hold: asyncio.Event | None = None  # when set: each answer waits for this event
     accept_only: int | None = None
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
@@ -68,7 +73,12 @@ class Receiver:
         body = await request.body()
         headers = dict(request.headers)
         verified = self.verify(headers, body)
-        if self.strict and not verified:
+        extra: dict[str, str] = {}
+        if self.hold is not None:
+            await self.hold.wait()
+        if self.script:
+            status, extra = self.script.pop(0)
+        elif self.strict and not verified:
             status = 401
         elif self.fail_next > 0:
             self.fail_next -= 1
@@ -78,7 +88,7 @@ class Receiver:
         else:
             status = 200
         self.hits.append(Hit(headers.get("x-a2a-event-id", ""), status, verified, headers, json.loads(body), body))
-        return Response(status_code=status)
+        return Response(status_code=status, headers=extra)
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])

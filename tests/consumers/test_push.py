@@ -6,41 +6,13 @@ made fast (``push_retry_base``) so that the tests wait for outcomes, never for w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import uuid4
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
-from a2a_server import Settings, create_app
-from tests.consumers.receiver import Receiver, until
-
-SECRET = "0123456789abcdef-test-secret"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(secrets={SECRET})
-    await r.start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-async def app() -> AsyncIterator[Starlette]:
-    settings = Settings(skills=["echo", "conformance"], store="memory", push_allow=["127.0.0.1"],
-                        push_retry_base=0.05, push_retry_max=0.3, push_max_failures=2)  # fmt: skip
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as c:
-        yield c
+from tests.consumers.receiver import SECRET, Receiver, until
 
 
 async def rpc(client: httpx.AsyncClient, method: str, params: Any, version: str | None = None) -> Any:

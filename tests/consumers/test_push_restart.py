@@ -5,27 +5,16 @@ again from the start."""
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import httpx
-import pytest
 
 from tests.conftest import start_server, stop_server
-from tests.consumers.receiver import Receiver, until
+from tests.consumers.receiver import SECRET, Receiver, until
 
-SECRET = "0123456789abcdef-restart-secret"
 ENV = {"A2A_PUSH_RETRY_BASE": "0.1", "A2A_PUSH_RETRY_MAX": "0.5"}
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(secrets={SECRET})
-    await r.start()
-    yield r
-    await r.stop()
 
 
 async def rpc(http: httpx.AsyncClient, url: str, method: str, params: Any) -> Any:
