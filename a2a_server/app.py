@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
             cancel_grace=settings.cancel_grace, push=backend.push, push_guard=UrlGuard(settings.push_allow),
         )  # fmt: skip
-        sender = _push_sender(settings, backend, service)
+        sender = _push_sender(settings, backend, service, metrics)
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
         )
@@ -104,14 +104,14 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
 
 
-def _push_sender(settings: Settings, backend: Backend, service: TaskService) -> PushSender | None:
+def _push_sender(settings: Settings, backend: Backend, service: TaskService, metrics: Metrics) -> PushSender | None:
     """The webhook sender, co-located with the API: it follows the log of every task that has a push config."""
     push = backend.push
     if push is None:
         return None
     webhook = Webhook(UrlGuard(settings.push_allow), timeout=settings.push_timeout, user_agent="a2a-server push")
     policy = Policy(settings.push_max_failures, settings.push_retry_base, settings.push_retry_max)
-    sender = PushSender(push, backend.store, backend.events, webhook, policy)
+    sender = PushSender(push, backend.store, backend.events, webhook, policy, metrics)
     service.push.watcher = sender
     return sender
 

@@ -29,6 +29,7 @@ from a2a_server import cursor
 from a2a_server.consumers.webhook import Outcome, Webhook
 from a2a_server.dialects import BY_VERSION
 from a2a_server.dialects.push import PUSH
+from a2a_server.metrics import Metrics
 from a2a_server.model import ArtifactEvent, LoggedEvent, MessageEvent, StatusEvent, Task
 from a2a_server.ports import EventLog, PushConfig, PushStore, TaskStore
 
@@ -52,10 +53,17 @@ class _Worker:
 
 class PushSender:
     def __init__(
-        self, push: PushStore, tasks: TaskStore, events: EventLog, webhook: Webhook, policy: Policy | None = None
+        self,
+        push: PushStore,
+        tasks: TaskStore,
+        events: EventLog,
+        webhook: Webhook,
+        policy: Policy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.push, self.tasks, self.events, self.webhook = push, tasks, events, webhook
         self.policy = policy or Policy()
+        self.metrics = metrics or Metrics()
         self._workers: dict[tuple[str, str], _Worker] = {}
         self._slots = asyncio.Semaphore(self.policy.concurrency)
         self._closed = False
@@ -97,11 +105,15 @@ class PushSender:
     async def _run(self, w: _Worker) -> None:
         key = (w.config.task_id, w.config.id)
         try:
-            await self._deliver_all(w)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug or a store failure must not end delivery silently: say so, then retry later
-            log.exception("push %s/%s: delivery stopped; it resumes at the next restart", *key)
+            while True:
+                try:
+                    await self._deliver_all(w)
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # a store failure (or a bug) must not end delivery silently: say so, go on later
+                    log.exception("push %s/%s: delivery failed; trying again in %.0f s", *key, self.policy.retry_max)
+                    await asyncio.sleep(self.policy.retry_max)
         finally:
             if self._workers.get(key) is w:
                 del self._workers[key]
@@ -155,6 +167,8 @@ class PushSender:
             async with self._slots:
                 outcome = await self.webhook.post(c, event_id, body, content_type)
             d.last_status, d.last_attempt = outcome.status, _iso(time.time())
+            verdict = "delivered" if outcome.ok else "retry" if outcome.retry else "gave_up"
+            self.metrics.push_attempts.labels(verdict).inc()
             if outcome.ok or not outcome.retry:
                 if not outcome.ok:
                     log.warning("push %s/%s: %s refused by the receiver (%s): given up", c.task_id, c.id, event_id,

@@ -69,6 +69,8 @@ async def test_1_0_notifications_are_signed_authorized_and_in_order(client: http
     delivery = got["result"]["delivery"]
     assert delivery["state"] == "done" and delivery["delivered"] == len(hits) and delivery["attempts"] == 0
     assert delivery["lastStatus"] == "200" and delivery["lastEventId"] == hits[-1].event_id
+    metrics = (await client.get("/metrics")).text
+    assert f'a2a_push_attempts_total{{outcome="delivered"}} {float(len(hits))}' in metrics
 
 
 async def test_0_3_retries_a_500_twice_then_delivers_the_same_event_and_goes_on(
