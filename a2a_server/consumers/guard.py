@@ -5,9 +5,10 @@ link-local — the cloud metadata address 169.254.169.254 among them —, carrie
 unspecified; IPv4 inside IPv6 too), unless the operator's allow-list (``--push-allow``: IPs, CIDRs or host
 names) admits the host or every address it resolves to. Outside the allow-list the scheme must be https.
 
-It is checked when a config is set and again before every delivery, because DNS can change. Between that check
-and the connection DNS could change again (rebinding); https is what closes that gap outside the allow-list: an
-internal server cannot present a certificate for the attacker's name.
+It is checked when a config is set and again before every delivery, because DNS can change; the delivery then
+connects to the very addresses that were checked (never to a second lookup), so a name cannot be re-pointed
+between the check and the connection (DNS rebinding). https outside the allow-list adds that the peer proves it
+holds the name.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class UrlGuard:
                 self.hosts.add(entry.lower().rstrip("."))
         self.resolve_timeout = resolve_timeout
 
-    async def check(self, url: str) -> None:
-        """Return if ``url`` may be called now, else raise ``Refused``."""
+    async def check(self, url: str) -> list[IP]:
+        """The addresses ``url`` may be called at now (connect to these, not to a fresh lookup), else ``Refused``."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Refused(f"{url!r} is not an absolute http(s) URL")
@@ -54,7 +55,7 @@ class UrlGuard:
         addresses = await self._resolve(host, port or (443 if parts.scheme == "https" else 80))
         allowed = host in self.hosts or all(any(a in n for n in self.networks) for a in addresses)
         if allowed:
-            return
+            return addresses
         if parts.scheme != "https":
             raise Refused(f"{url!r}: https is required for a host outside --push-allow")
         for address in addresses:
@@ -63,6 +64,7 @@ class UrlGuard:
                     f"host {host} resolves to {address}, a {_kind(address)} address; webhooks may only call public "
                     "addresses unless --push-allow (A2A_PUSH_ALLOW) admits it"
                 )
+        return addresses
 
     async def _resolve(self, host: str, port: int) -> list[IP]:
         try:

@@ -9,25 +9,31 @@ Headers a receiver gets (README "Push notifications" shows how to verify them):
     X-A2A-Notification-Token   the config's token, when it has one (what the official SDKs send)
     Authorization              "<scheme> <credentials>" from the config's authentication, when it has one
 
-Redirects are not followed (a 3xx gives up on the event, like any 4xx but 408 and 429); at most
-``RESPONSE_LIMIT`` bytes of a response are read; every attempt is bounded by ``timeout`` seconds.
+The request is plain HTTP/1.1 (h11) over one connection per call, to an address the guard has just checked (the
+host name is only the Host header and the TLS name), with ``Connection: close``. Redirects are not followed (a 3xx
+gives up on the event, like any 4xx but 408 and 429); only the status line and headers of the answer are read
+(h11 bounds them to 16 KiB), never its body; every call is bounded by ``timeout`` seconds.
+
+Why not httpx: importing it loads its command line (rich, click, pygments) into the server, and it would resolve
+the name again after our check.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import hashlib
 import hmac
+import ssl
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-import httpx
+import h11
 
 from a2a_server.consumers.guard import Refused, UrlGuard
 from a2a_server.ports import PushConfig
-
-RESPONSE_LIMIT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,18 +53,13 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 class Webhook:
     def __init__(self, guard: UrlGuard, *, timeout: float = 10.0, user_agent: str = "a2a-server") -> None:
         self.guard = guard
+        self.timeout = timeout
         self.user_agent = user_agent
-        # trust_env=False: an HTTP(S)_PROXY of the environment would bypass the address check
-        self.client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            trust_env=False,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
+        self._tls = ssl.create_default_context()
 
     async def post(self, config: PushConfig, event_id: str, body: bytes, content_type: str) -> Outcome:
         try:
-            await self.guard.check(config.url)  # again at each delivery: DNS can change
+            addresses = await self.guard.check(config.url)  # again at each delivery: DNS can change
         except Refused as exc:
             return Outcome(False, True, f"refused: {exc}")
         timestamp = str(int(time.time()))
@@ -74,31 +75,70 @@ class Webhook:
         if config.auth_scheme:
             headers["Authorization"] = f"{config.auth_scheme} {config.auth_credentials or ''}".rstrip()
         try:
-            async with self.client.stream("POST", config.url, content=body, headers=headers) as response:
-                await _drain(response)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(self.timeout):
+                response = await self._exchange(config.url, [str(a) for a in addresses], headers, body)
+        except TimeoutError:
             return Outcome(False, True, "timeout")
-        except httpx.HTTPError as exc:
+        except (OSError, h11.ProtocolError) as exc:
             return Outcome(False, True, f"network error: {type(exc).__name__}: {exc}".rstrip(": "))
         code = response.status_code
         if 200 <= code < 300:
             return Outcome(True, False, str(code))
         if code in (408, 429) or code >= 500:
-            return Outcome(False, True, str(code), _retry_after(response.headers.get("retry-after")))
+            return Outcome(False, True, str(code), _retry_after(_header(response, b"retry-after")))
         reason = " (redirects are not followed)" if 300 <= code < 400 else ""
         return Outcome(False, False, f"{code}{reason}")
 
+    async def _exchange(self, url: str, addresses: list[str], headers: dict[str, str], body: bytes) -> h11.Response:
+        parts = urlsplit(url)
+        tls = self._tls if parts.scheme == "https" else None
+        port = parts.port or (443 if tls else 80)
+        reader, writer = await _connect(addresses, port, tls, parts.hostname or "")
+        try:
+            conn = h11.Connection(our_role=h11.CLIENT)
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            fields = [("Host", parts.netloc), ("Content-Length", str(len(body))), ("Connection", "close"),
+                      *headers.items()]  # fmt: skip
+            writer.write(conn.send(h11.Request(method="POST", target=target, headers=fields)) or b"")
+            writer.write(conn.send(h11.Data(data=body)) or b"")
+            writer.write(conn.send(h11.EndOfMessage()) or b"")
+            await writer.drain()
+            while True:
+                event = conn.next_event()
+                if event is h11.NEED_DATA:
+                    conn.receive_data(await reader.read(4096))  # b"" (closed) makes h11 raise or end
+                elif isinstance(event, h11.Response):
+                    return event
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise ConnectionResetError("the receiver closed the connection without answering")
+                # InformationalResponse (100 Continue …): read on
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
     async def close(self) -> None:
-        await self.client.aclose()
+        """Nothing is pooled: each call has its own connection."""
 
 
-async def _drain(response: httpx.Response) -> None:
-    """Read at most RESPONSE_LIMIT bytes of the response (a receiver's body is not ours to buffer)."""
-    seen = 0
-    async for chunk in response.aiter_raw():
-        seen += len(chunk)
-        if seen >= RESPONSE_LIMIT:
-            break
+async def _connect(
+    addresses: list[str], port: int, tls: ssl.SSLContext | None, name: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to the first of ``addresses`` that answers (TLS checks the certificate against ``name``)."""
+    error: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return await asyncio.open_connection(address, port, ssl=tls, server_hostname=name if tls else None)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+def _header(response: h11.Response, name: bytes) -> str | None:
+    for key, value in response.headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _retry_after(raw: str | None) -> float | None:
