@@ -187,3 +187,17 @@ async def test_a_webhook_to_a_non_public_address_is_refused_naming_the_field(
     assert error["code"] == -32602 and "configuration.pushNotificationConfig.url: " in error["message"]
     listed = (await rpc(client, "ListTaskPushNotificationConfigs", {"taskId": task_id}, "1.0"))["result"]
     assert listed["configs"] == []
+
+
+async def test_a_config_in_a_0_3_stream_request_is_delivered(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    params = {
+        "message": {"kind": "message", "messageId": uuid4().hex, "role": "user",
+                    "parts": [{"kind": "text", "text": "streamed"}]},
+        "configuration": {"pushNotificationConfig": {"url": receiver.url, "signingSecret": SECRET}},
+    }  # fmt: skip
+    body = {"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": params}
+    async with client.stream("POST", "/a2a", json=body) as response:
+        frames = [line async for line in response.aiter_lines() if line.startswith("data:")]
+    assert '"final":true' in frames[-1].replace(" ", "")
+    await until(lambda: any(h.body["status"]["state"] == "completed" for h in receiver.accepted), what="completed")
+    assert [h.body["status"]["state"] for h in receiver.accepted][-1] == "completed"
