@@ -109,7 +109,8 @@ def _push_sender(settings: Settings, backend: Backend, service: TaskService, met
     push = backend.push
     if push is None:
         return None
-    webhook = Webhook(UrlGuard(settings.push_allow), timeout=settings.push_timeout, user_agent="a2a-server push")
+    webhook = Webhook(UrlGuard(settings.push_allow), timeout=settings.push_timeout, user_agent="a2a-server push",
+                      ca_file=settings.push_ca_file)  # fmt: skip
     policy = Policy(settings.push_max_failures, settings.push_retry_base, settings.push_retry_max)
     sender = PushSender(push, backend.store, backend.events, webhook, policy, metrics)
     service.push.watcher = sender

@@ -70,6 +70,10 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
                 help="comma-separated hosts, IPs or CIDRs webhooks may call although they are loopback or private, "
                 "over http too (A2A_PUSH_ALLOW); default: https to public addresses only",
             )
+            p.add_argument(
+                "--push-ca-file", type=Path, help="PEM file of extra CAs webhook certificates may chain to "
+                "(A2A_PUSH_CA_FILE)"
+            )
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
     for ep in sorted(_plugins().values(), key=lambda ep: ep.name):

@@ -59,6 +59,8 @@ class Settings:
     push_retry_max: float = 300.0
     # seconds one webhook call may take
     push_timeout: float = 10.0
+    # a PEM file of CA certificates webhooks may also present (an internal CA), besides the system's
+    push_ca_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.card_default not in CARD_DEFAULTS:
@@ -83,7 +85,7 @@ def _coerce(name: str, raw: str) -> Any:
     try:
         if name in ("skills", "cors_origins", "push_allow"):
             return [s.strip() for s in raw.split(",") if s.strip()]
-        if name == "card_file":
+        if name in ("card_file", "push_ca_file"):
             return Path(raw)
         if kind == "int":
             return int(raw)

@@ -28,6 +28,7 @@ import hmac
 import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import h11
@@ -51,11 +52,15 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 class Webhook:
-    def __init__(self, guard: UrlGuard, *, timeout: float = 10.0, user_agent: str = "a2a-server") -> None:
+    def __init__(
+        self, guard: UrlGuard, *, timeout: float = 10.0, user_agent: str = "a2a-server", ca_file: Path | None = None
+    ) -> None:
         self.guard = guard
         self.timeout = timeout
         self.user_agent = user_agent
-        self._tls = ssl.create_default_context()
+        self._tls = ssl.create_default_context()  # certificates and host names are verified
+        if ca_file is not None:
+            self._tls.load_verify_locations(cafile=ca_file)
 
     async def post(self, config: PushConfig, event_id: str, body: bytes, content_type: str) -> Outcome:
         try:

@@ -47,13 +47,14 @@ class Receiver:
     strict: bool = True  # answer 401 to a notification whose signature does not verify
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # answers (status, headers) to give first
     hold: asyncio.Event | None = None  # when set: each answer waits for this event
+    tls: tuple[str, str] | None = None  # (certificate file, key file): serve https
     accept_only: int | None = None
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/hook"
 
     @property
     def accepted(self) -> list[Hit]:
@@ -92,8 +93,9 @@ class Receiver:
 
     async def start(self) -> None:
         app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+        certfile, keyfile = self.tls or (None, None)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off",
-                                ws="none", http="h11")  # fmt: skip
+                                ws="none", http="h11", ssl_certfile=certfile, ssl_keyfile=keyfile)  # fmt: skip
         self._server = uvicorn.Server(config)
         self._task = asyncio.create_task(self._server.serve())
         async with asyncio.timeout(10):
