@@ -13,8 +13,11 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from a2a_server import card
-from a2a_server.backends import StoreLocked, check_free, open_backend, roles_of, store_path
+from a2a_server.backends import Backend, StoreLocked, check_free, open_backend, roles_of, store_path
 from a2a_server.config import Settings
+from a2a_server.consumers.guard import UrlGuard
+from a2a_server.consumers.push import Policy, PushSender
+from a2a_server.consumers.webhook import Webhook
 from a2a_server.http import routes
 from a2a_server.http.state import AppState
 from a2a_server.metrics import Metrics
@@ -71,8 +74,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
         )  # fmt: skip
         service = TaskService(
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
-            cancel_grace=settings.cancel_grace,
+            cancel_grace=settings.cancel_grace, push=backend.push, push_guard=UrlGuard(settings.push_allow),
         )  # fmt: skip
+        sender = _push_sender(settings, backend, service, metrics)
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
         )
@@ -80,6 +84,8 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             await skill.start()
         await runner.recover()
         await runner.start()
+        if sender is not None:
+            await sender.start()
         purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
         announcer = asyncio.create_task(_announce_when_ready(registry, settings))
         try:
@@ -89,11 +95,26 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             if purger is not None:
                 purger.cancel()
             await _drain(service, runner, settings.shutdown_grace)
+            if sender is not None:  # after the runs ended: their last events were handed over (or are in the log)
+                await sender.close()
             for skill in registry:
                 await skill.close()
             await backend.close()
 
     return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+
+
+def _push_sender(settings: Settings, backend: Backend, service: TaskService, metrics: Metrics) -> PushSender | None:
+    """The webhook sender, co-located with the API: it follows the log of every task that has a push config."""
+    push = backend.push
+    if push is None:
+        return None
+    webhook = Webhook(UrlGuard(settings.push_allow), timeout=settings.push_timeout, user_agent="a2a-server push",
+                      ca_file=settings.push_ca_file)  # fmt: skip
+    policy = Policy(settings.push_max_failures, settings.push_retry_base, settings.push_retry_max)
+    sender = PushSender(push, backend.store, backend.events, webhook, policy, metrics)
+    service.push.watcher = sender
+    return sender
 
 
 async def drain(app: Starlette, grace: float) -> None:

@@ -70,14 +70,14 @@ def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | Non
     card: JSON = {
         **{k: v for k, v in static.items() if k not in ("skills", "capabilities")},
         "supportedInterfaces": interfaces,
-        "capabilities": {"streaming": True, "pushNotifications": False, "extendedAgentCard": False},
+        "capabilities": {"streaming": True, "pushNotifications": True, "extendedAgentCard": False},
         "skills": skills_json,
     }
     if version == "1.0":
         return card
     if version is not None:
         del card["supportedInterfaces"]
-    card["capabilities"] = {"streaming": True, "pushNotifications": False, "stateTransitionHistory": True}
+    card["capabilities"] = {"streaming": True, "pushNotifications": True, "stateTransitionHistory": True}
     card.update(
         {
             "url": rpc_url,

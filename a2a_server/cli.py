@@ -65,6 +65,15 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
                 "--store", help="sqlite (default: a file in the user's data dir), sqlite:///path/to.db or memory"
             )
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
+            p.add_argument(
+                "--push-allow",
+                help="comma-separated hosts, IPs or CIDRs webhooks may call although they are loopback or private, "
+                "over http too (A2A_PUSH_ALLOW); default: https to public addresses only",
+            )
+            p.add_argument(
+                "--push-ca-file", type=Path, help="PEM file of extra CAs webhook certificates may chain to "
+                "(A2A_PUSH_CA_FILE)"
+            )
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
     for ep in sorted(_plugins().values(), key=lambda ep: ep.name):
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     # no subcommand named: this is `a2a-server --help` (or a usage error), the one place plugins are described
     args = _parser(describe_plugins=all(a.startswith("-") for a in argv)).parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "card_version")}
-    for listed in ("skills", "cors_origins"):
+    for listed in ("skills", "cors_origins", "push_allow"):
         if overrides.get(listed):
             overrides[listed] = [s.strip() for s in overrides[listed].split(",") if s.strip()]
     try:

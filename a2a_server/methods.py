@@ -21,7 +21,10 @@ class Op(Enum):
     LIST = "list"
     CANCEL = "cancel"
     RESUBSCRIBE = "resubscribe"
-    PUSH_CONFIG = "push-config"
+    PUSH_SET = "push-set"
+    PUSH_GET = "push-get"
+    PUSH_LIST = "push-list"
+    PUSH_DELETE = "push-delete"
     EXTENDED_CARD = "extended-card"
 
 
@@ -44,8 +47,8 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     # v0.1
     ("tasks/send", V01, Op.SEND),
     ("tasks/sendSubscribe", V01, Op.STREAM),
-    ("tasks/pushNotification/set", V01, Op.PUSH_CONFIG),
-    ("tasks/pushNotification/get", V01, Op.PUSH_CONFIG),
+    ("tasks/pushNotification/set", V01, Op.PUSH_SET),
+    ("tasks/pushNotification/get", V01, Op.PUSH_GET),
     # shared by v0.1 and v0.3
     ("tasks/get", None, Op.GET),
     ("tasks/cancel", None, Op.CANCEL),
@@ -53,10 +56,10 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     # v0.2 / v0.3
     ("message/send", V03, Op.SEND),
     ("message/stream", V03, Op.STREAM),
-    ("tasks/pushNotificationConfig/set", V03, Op.PUSH_CONFIG),
-    ("tasks/pushNotificationConfig/get", V03, Op.PUSH_CONFIG),
-    ("tasks/pushNotificationConfig/list", V03, Op.PUSH_CONFIG),
-    ("tasks/pushNotificationConfig/delete", V03, Op.PUSH_CONFIG),
+    ("tasks/pushNotificationConfig/set", V03, Op.PUSH_SET),
+    ("tasks/pushNotificationConfig/get", V03, Op.PUSH_GET),
+    ("tasks/pushNotificationConfig/list", V03, Op.PUSH_LIST),
+    ("tasks/pushNotificationConfig/delete", V03, Op.PUSH_DELETE),
     ("agent/getAuthenticatedExtendedCard", V03, Op.EXTENDED_CARD),
     # v1.0
     ("SendMessage", V10, Op.SEND),
@@ -65,10 +68,10 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     ("ListTasks", V10, Op.LIST),
     ("CancelTask", V10, Op.CANCEL),
     ("SubscribeToTask", V10, Op.RESUBSCRIBE),
-    ("CreateTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
-    ("GetTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
-    ("ListTaskPushNotificationConfigs", V10, Op.PUSH_CONFIG),
-    ("DeleteTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
+    ("CreateTaskPushNotificationConfig", V10, Op.PUSH_SET),
+    ("GetTaskPushNotificationConfig", V10, Op.PUSH_GET),
+    ("ListTaskPushNotificationConfigs", V10, Op.PUSH_LIST),
+    ("DeleteTaskPushNotificationConfig", V10, Op.PUSH_DELETE),
     ("GetExtendedAgentCard", V10, Op.EXTENDED_CARD),
 ]
 

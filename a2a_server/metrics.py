@@ -45,6 +45,11 @@ class Metrics:
         self.queue_depth = Gauge("a2a_queue_depth", "Tasks waiting for a skill's capacity", ["skill"], registry=r)
         self._queue_probes: dict[str, Callable[[], int]] = {}
 
+        # push notifications: every webhook call by outcome (delivered, retry, gave_up)
+        self.push_attempts = Counter(
+            "a2a_push_attempts", "Webhook calls by outcome (delivered, retry, gave_up)", ["outcome"], registry=r
+        )
+
     # labels() looks the child up under a lock on every call; the hot paths keep their children
     @functools.cache  # noqa: B019 - one Metrics per app, a handful of skills and methods
     def token_counter(self, skill: str) -> Counter:

@@ -14,11 +14,11 @@ from typing import Any
 from a2a_server import cursor
 from a2a_server.dialects import V10, Dialect
 from a2a_server.dialects.base import JSON, SendRequest, validate
+from a2a_server.dialects.push import PUSH
 from a2a_server.dialects.v10 import ListQuery
 from a2a_server.errors import (
     ExtendedCardNotConfigured,
     InvalidParams,
-    PushNotSupported,
     UnsupportedOperation,
 )
 from a2a_server.methods import Op
@@ -147,8 +147,30 @@ async def list_tasks(service: TaskService, call: Call, dialect: Dialect, params:
     }
 
 
-async def push_config(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    raise PushNotSupported()
+async def push_set(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    task_id, given = wire.parse_set(params)
+    return wire.config(await service.push.set(task_id, given, dialect.version, call.owner))
+
+
+async def push_get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    task_id, config_id = wire.parse_ref(params, need_id=False)
+    return wire.config(await service.push.get(task_id, config_id, call.owner))
+
+
+async def push_list(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    result: JSON = wire.configs(await service.push.list(wire.parse_task(params), call.owner))
+    return result
+
+
+async def push_delete(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    task_id, config_id = wire.parse_ref(params, need_id=True)
+    await service.push.delete(task_id, config_id, call.owner)
+    result: JSON = wire.deleted()
+    return result
 
 
 async def extended_card(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
@@ -162,7 +184,10 @@ HANDLERS: dict[Op, Handler] = {
     Op.LIST: list_tasks,
     Op.CANCEL: cancel,
     Op.RESUBSCRIBE: resubscribe,
-    Op.PUSH_CONFIG: push_config,
+    Op.PUSH_SET: push_set,
+    Op.PUSH_GET: push_get,
+    Op.PUSH_LIST: push_list,
+    Op.PUSH_DELETE: push_delete,
     Op.EXTENDED_CARD: extended_card,
 }
 

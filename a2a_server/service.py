@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from a2a_server.consumers.guard import UrlGuard
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import (
     InvalidParams,
@@ -40,12 +41,15 @@ from a2a_server.ports import (
     Job,
     LeaseLost,
     LiveView,
+    PushConfig,
+    PushStore,
     TaskExists,
     TaskFollow,
     TaskPage,
     TaskQueue,
     TaskStore,
 )
+from a2a_server.push_configs import PushConfigs
 from a2a_server.skill import InvalidSkillParams, Skill, SkillRegistry, UnknownSkill
 
 log = logging.getLogger("a2a_server.tasks")
@@ -95,8 +99,12 @@ class TaskService:
         metrics: Metrics | None = None,
         live: LiveView | None = None,
         cancel_grace: float = 2.0,
+        push: PushStore | None = None,
+        push_guard: UrlGuard | None = None,
     ) -> None:
         self.store, self.event_log, self.queue, self.control, self.skills = store, events, queue, control, skills
+        # push notification configs (set/get/list/delete; a config given with a message is stored by submit)
+        self.push = PushConfigs(push, events, self.get, push_guard)
         self.metrics = metrics or Metrics()
         self.live = live
         # the co-located runner takes follow-up messages for the tasks it runs (a remote runner: not yet)
@@ -115,9 +123,16 @@ class TaskService:
         if self.closing:
             raise ShuttingDown()
         existing = await self.store.get(req.task_id, owner=owner) if req.task_id else None
+        push: PushConfig | None = None
+        if existing is not None and req.push is not None:  # delivers this turn's events on
+            last = await self.event_log.last_event_id(existing.id)
+            push = await self.push.prepare(existing, req.push, dialect, after=last)
         if existing is not None:
             skill = self._skill(existing.skill)
             if not existing.status.state.settled and getattr(skill, "accepts_followups", False):
+                _validate(skill, req)
+                if push is not None:
+                    await self.push.save(push)
                 return await self._follow_up(existing, skill, req, follow)
             _continuable(existing)
             task = existing
@@ -135,6 +150,8 @@ class TaskService:
                 epoch=1,  # the epoch of the first delivery: it writes without a take-over
             )
         _validate(skill, req)
+        if existing is None and req.push is not None:
+            push = await self.push.prepare(task, req.push, dialect, after=0)
         req.message.task_id, req.message.context_id = task.id, task.context_id
         task.history.append(req.message)
         after, deferred = 0, False
@@ -152,6 +169,8 @@ class TaskService:
         # a continued task's turn is logged already (its working status): that one is read back
         follower = self.event_log.follow(task.id, after, fresh=existing is None) if follow or deferred else None
         with_context = existing is None and req.context_id is not None
+        if push is not None:  # stored before the run can log anything: it is delivered from the first event
+            await self.push.save(push)
         await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task, create=deferred))
         if deferred and not follow and follower is not None:
             async with follower:  # the caller may read the task next: answer once it is stored

@@ -13,8 +13,10 @@ from pathlib import Path
 from a2a_server.backends.local import LocalControl, LocalQueue
 from a2a_server.backends.lock import StoreLock, StoreLocked
 from a2a_server.backends.memory import MemoryStore
+from a2a_server.backends.memory_push import MemoryPushStore
 from a2a_server.backends.sqlite import SQLiteStore
-from a2a_server.ports import Control, EventLog, TaskQueue, TaskStore
+from a2a_server.backends.sqlite_push import SQLitePushStore
+from a2a_server.ports import Control, EventLog, PushStore, TaskQueue, TaskStore
 
 
 def default_sqlite_path() -> Path:
@@ -49,6 +51,8 @@ class Backend:
     queue: TaskQueue
     control: Control
     describe: str
+    # push notification configs and their delivery state (None: this backend has no push store)
+    push: PushStore | None = None
 
     async def close(self) -> None:
         await self.queue.close()
@@ -59,11 +63,14 @@ class Backend:
 async def open_backend(url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0) -> Backend:
     path = store_path(url)
     store: MemoryStore | SQLiteStore
+    push: PushStore
     if path is None:
         store, describe = MemoryStore(buffer_limit), "memory (nothing survives a restart)"
+        push = MemoryPushStore()
     else:
         store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit), str(path)
-    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe)
+        push = SQLitePushStore(store)
+    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe, push)
 
 
 def check_free(url: str) -> None:
@@ -76,7 +83,9 @@ def check_free(url: str) -> None:
 
 __all__ = [
     "Backend",
+    "MemoryPushStore",
     "MemoryStore",
+    "SQLitePushStore",
     "SQLiteStore",
     "StoreLocked",
     "check_free",

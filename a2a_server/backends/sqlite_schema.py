@@ -56,6 +56,24 @@ MIGRATIONS.append(
         "UPDATE tasks SET seq = (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.task_id = tasks.id)",
     )
 )
+MIGRATIONS.append(
+    (
+        # 3: push notification configs and each one's delivery state (cursor, attempts, next try) as JSON; no
+        # foreign key: a config given with a new task's first message is stored before its task (the run's first
+        # write stores that); a purged task takes its configs with it (the trigger)
+        """CREATE TABLE push_configs (
+            task_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            state TEXT NOT NULL,
+            json TEXT NOT NULL,
+            PRIMARY KEY (task_id, id))""",
+        "CREATE INDEX push_configs_by_state ON push_configs (state, created)",
+        """CREATE TRIGGER push_configs_of_purged_tasks AFTER DELETE ON tasks
+            BEGIN DELETE FROM push_configs WHERE task_id = OLD.id; END""",
+    )
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 KINDS: dict[str, type[StatusEvent] | type[ArtifactEvent] | type[MessageEvent]] = {
