@@ -129,7 +129,10 @@ class ModelInfo:
     state: str  # "available", "loaded", "needs conversion" or "missing"
     context_length: int | None = None
     owned_by: str = "a2a-server"
-    price_per_token: float | None = None
+    price_per_token: float | None = None  # superseded by the two integer prices below
+    # integer prices in base units per token (None: the skill does not price this model)
+    price_prompt_token: int | None = None
+    price_completion_token: int | None = None
 
 
 class InvalidSkillParams(ValueError):

@@ -140,6 +140,7 @@ class Run:
             self.task.history.append(message)
         if final.metadata:
             self.task.metadata = {**(self.task.metadata or {}), **final.metadata}
+            self.metrics.count_cost(final.metadata)
         await self.status(_status(final.state, message), final.metadata)
 
     async def _reply(self, ev: Reply) -> None:

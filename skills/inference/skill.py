@@ -116,6 +116,8 @@ def _final(
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "finish_reason": reason,
+        # base units as a decimal string: money never goes through a float
+        "cost": str(spec.cost(prompt, completion)),
     }
     return Status(state, metadata={"usage": usage, "timings": timings, "model": spec.id})
 
@@ -171,8 +173,8 @@ class InferenceSkill(BaseSkill):
                 "`messages: [{role, content}]` (system prompt included) in a data part or in metadata. "
                 f"Parameters, in request or message metadata: {describe(spec.context_length)}. "
                 "The final status carries usage (prompt_tokens, completion_tokens, total_tokens, finish_reason "
-                "stop|length|timeout|cancelled) and timings (ttft_ms, tokens_per_second, queue_ms, threads, "
-                "prompt_threads)."
+                "stop|length|timeout|cancelled|budget_exhausted, cost in base units as a decimal string) and "
+                "timings (ttft_ms, tokens_per_second, queue_ms, threads, prompt_threads)."
             ),
             tags=["llm", "text-generation", "chat", "streaming"],
             examples=[
@@ -194,7 +196,8 @@ class InferenceSkill(BaseSkill):
                     id=spec.id,
                     state="loaded" if loaded else str(spec.state()),
                     context_length=spec.context_length,
-                    price_per_token=spec.price_per_token,
+                    price_prompt_token=spec.price_prompt_token,
+                    price_completion_token=spec.price_completion_token,
                 )
             )
         return infos

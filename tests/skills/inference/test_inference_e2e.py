@@ -24,13 +24,15 @@ from tests.conftest import ServerProcess, start_server, stop_server
 pytestmark = pytest.mark.model
 PARIS = "What is the capital of France? Answer in one sentence."
 TIMEOUT = 60.0  # generous: other jobs may share the two cores; a hang still fails
+PROMPT_PRICE, COMPLETION_PRICE = 7, 10**15  # base units per token
 
 
 @pytest.fixture(scope="module")
 def inference_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with only the inference skill, once its model is loaded (/readyz 200)."""
     # one ggml thread: see REAL_MODEL_THREADS in conftest (two collapse when other jobs share the cores)
-    env = {"A2A_INFERENCE_THREADS": "1"}
+    # priced like a real deployment: the cost of each run is checked against its usage
+    env = {"A2A_INFERENCE_THREADS": "1", "A2A_INFERENCE_PRICES": f"{PROMPT_PRICE}:{COMPLETION_PRICE}"}
     server = start_server(tmp_path_factory.mktemp("inference-server"), skills="inference", env=env)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -92,6 +94,8 @@ async def test_the_paris_answer_streams_as_chunks_through_the_a2a_sdk(inference_
     usage = fetched.task.metadata["usage"]  # tasks/get shows the final status's metadata (a protobuf Struct)
     assert usage["finish_reason"] == "stop" and usage["completion_tokens"] >= 5
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    expected = int(usage["prompt_tokens"]) * PROMPT_PRICE + int(usage["completion_tokens"]) * COMPLETION_PRICE
+    assert usage["cost"] == str(expected)  # a decimal string: exact beyond a float's 2^53
     assert "".join(p.text for a in fetched.task.artifacts for p in a.parts) == text
 
     # the event loop stays free while the model generates in its worker thread
@@ -138,6 +142,7 @@ async def test_cancel_ends_the_task_canceled_with_the_usage_so_far(inference_ser
     # stopped soon after the cancel, far from the 512 tokens asked for (a chunk may carry several tokens: "within
     # one token" is pinned with a scripted model in test_inference_skill)
     assert 3 <= usage["completion_tokens"] < 100
+    assert usage["cost"] == str(usage["prompt_tokens"] * PROMPT_PRICE + usage["completion_tokens"] * COMPLETION_PRICE)
     assert task["metadata"]["usage"] == usage
 
 
