@@ -16,11 +16,12 @@ from a2a_server import card
 from a2a_server.backends import StoreLocked, check_free, open_backend, roles_of, store_path
 from a2a_server.config import Settings
 from a2a_server.http import routes
+from a2a_server.http.extensions import ExtensionsEcho
 from a2a_server.http.state import AppState
 from a2a_server.metrics import Metrics
 from a2a_server.rpc import Dispatcher
 from a2a_server.runner import Runner
-from a2a_server.service import TaskService
+from a2a_server.service import Channels, TaskService
 from a2a_server.skill import Skill, SkillRegistry, load_skill
 
 log = logging.getLogger("a2a_server")
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
             cancel_grace=settings.cancel_grace,
         )  # fmt: skip
+        # billing channels (issue 12): the service checks and closes them, the runner charges per chunk
+        runner.ledger = backend.ledger
+        service.channels = Channels(backend.ledger, lambda task_id: service.cancel(task_id, None))
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
         )
@@ -93,7 +97,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
                 await skill.close()
             await backend.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+    # the A2A-Extensions echo (token billing) wraps every response, CORS included
+    middleware = [*_middleware(settings), Middleware(ExtensionsEcho)]
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=middleware)
 
 
 async def drain(app: Starlette, grace: float) -> None:
@@ -148,8 +154,8 @@ def _middleware(settings: Settings) -> list[Middleware]:
             allow_origins=["*"] if wildcard else settings.cors_origins,
             allow_credentials=not wildcard,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept"],
-            expose_headers=["X-A2A-Task-Id", "ETag"],
+            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept", "A2A-Extensions"],
+            expose_headers=["X-A2A-Task-Id", "ETag", "A2A-Extensions"],
             max_age=600,
         )
     ]

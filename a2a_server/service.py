@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from a2a_server.channels import Channels
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import (
     InvalidParams,
@@ -30,6 +31,7 @@ from a2a_server.errors import (
     TaskNotFound,
     UnsupportedOperation,
 )
+from a2a_server.ledger import Channel, ChannelState, Ledger, Receipt
 from a2a_server.metrics import Metrics
 from a2a_server.model import LoggedEvent, Message, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import (
@@ -51,7 +53,10 @@ from a2a_server.skill import InvalidSkillParams, Skill, SkillRegistry, UnknownSk
 log = logging.getLogger("a2a_server.tasks")
 
 # what transports may name besides the service itself
-__all__ = ["ANONYMOUS", "EventFilter", "GlobalEvent", "Submitted", "TaskFollow", "TaskPage", "TaskService"]
+__all__ = [
+    "ANONYMOUS", "Channel", "ChannelState", "Channels", "EventFilter", "GlobalEvent", "Receipt", "Submitted",
+    "TaskFollow", "TaskPage", "TaskService",
+]  # fmt: skip
 
 ANONYMOUS = "anonymous"
 # a non-blocking send of a new task waits this long for its run's first write, then stores the task itself
@@ -95,8 +100,11 @@ class TaskService:
         metrics: Metrics | None = None,
         live: LiveView | None = None,
         cancel_grace: float = 2.0,
+        ledger: Ledger | None = None,
     ) -> None:
         self.store, self.event_log, self.queue, self.control, self.skills = store, events, queue, control, skills
+        # billing channels (issue 12): a send naming one is checked here and charged by its run
+        self.channels = Channels(ledger, lambda task_id: self.cancel(task_id, None)) if ledger is not None else None
         self.metrics = metrics or Metrics()
         self.live = live
         # the co-located runner takes follow-up messages for the tasks it runs (a remote runner: not yet)
@@ -134,9 +142,12 @@ class TaskService:
                 owner=owner,
                 epoch=1,  # the epoch of the first delivery: it writes without a take-over
             )
+        channel = await self.channels.check(req.metadata, owner) if self.channels is not None else None
         _validate(skill, req)
         req.message.task_id, req.message.context_id = task.id, task.context_id
         task.history.append(req.message)
+        if channel is not None and self.channels is not None:
+            await self.channels.bind(channel, task.id)  # before it can run: its first chunk is charged
         after, deferred = 0, False
         if existing is None and req.task_id:
             await _created(self.store.create(task), task.id)  # an id the client chose may be taken
@@ -344,6 +355,8 @@ class TaskService:
     def close(self) -> None:
         """Take no new tasks (the runners drain the running ones)."""
         self.closing = True
+        if self.channels is not None:
+            self.channels.close_sweeper()
 
 
 def _validate(skill: Skill, req: SendRequest) -> None:

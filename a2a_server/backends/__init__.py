@@ -7,13 +7,16 @@ sqlite   the embedded default: tasks and logs in one file, queue and control in 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from a2a_server.backends.ledger import MemoryLedger
 from a2a_server.backends.local import LocalControl, LocalQueue
 from a2a_server.backends.lock import StoreLock, StoreLocked
 from a2a_server.backends.memory import MemoryStore
 from a2a_server.backends.sqlite import SQLiteStore
+from a2a_server.backends.sqlite_ledger import SQLiteLedger
+from a2a_server.ledger import Ledger
 from a2a_server.ports import Control, EventLog, TaskQueue, TaskStore
 
 
@@ -49,6 +52,8 @@ class Backend:
     queue: TaskQueue
     control: Control
     describe: str
+    # billing channels (issue 12); a backend without its own keeps them in memory
+    ledger: Ledger = field(default_factory=MemoryLedger)
 
     async def close(self) -> None:
         await self.queue.close()
@@ -61,9 +66,11 @@ async def open_backend(url: str, *, buffer_limit: int = 8192, lease_seconds: flo
     store: MemoryStore | SQLiteStore
     if path is None:
         store, describe = MemoryStore(buffer_limit), "memory (nothing survives a restart)"
+        ledger: Ledger = MemoryLedger()
     else:
         store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit), str(path)
-    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe)
+        ledger = await SQLiteLedger.open_on(store)
+    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe, ledger)
 
 
 def check_free(url: str) -> None:

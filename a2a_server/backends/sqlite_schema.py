@@ -56,6 +56,33 @@ MIGRATIONS.append(
         "UPDATE tasks SET seq = (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.task_id = tasks.id)",
     )
 )
+MIGRATIONS.append(
+    (
+        # 3: billing channels (issue 12; statements in sqlite_ledger.py). Amounts are decimal TEXT: a deposit may
+        # exceed SQLite's 64-bit integers (10^18 base units is one unit of an 18-decimal currency)
+        """CREATE TABLE channels (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            deposit TEXT NOT NULL,
+            token_rate TEXT NOT NULL,
+            model TEXT,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            closed_at TEXT)""",
+        "CREATE TABLE channel_tasks (task_id TEXT PRIMARY KEY, channel_id TEXT NOT NULL REFERENCES channels (id))",
+        # one row per charged event, written in the event's transaction; no foreign key to the events: the ledger
+        # outlives the retention purge of finished tasks
+        """CREATE TABLE charges (
+            task_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            channel_id TEXT NOT NULL REFERENCES channels (id),
+            tokens INTEGER NOT NULL,
+            amount TEXT NOT NULL,
+            voided INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (task_id, seq))""",
+    )
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 KINDS: dict[str, type[StatusEvent] | type[ArtifactEvent] | type[MessageEvent]] = {

@@ -1,0 +1,160 @@
+"""``MemoryLedger``: the Ledger port in this process, and the accounting every ledger backend shares.
+
+Every channel, binding and charge lives in dictionaries; ``SQLiteLedger`` (sqlite_ledger.py) subclasses it and
+persists each change, loading them all back at open. A charge is applied in the same event-loop step as the
+append of its event (no await in between), so in one process nobody sees one without the other.
+"""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from a2a_server.ledger import Channel, ChannelState, Debit, Receipt, TaskBill
+from a2a_server.model import LoggedEvent, Task, TaskEvent
+from a2a_server.ports import EventLog
+
+
+@dataclass(slots=True)
+class Charge:
+    channel_id: str
+    tokens: int
+    amount: int
+    voided: bool = False
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.channels: dict[str, Channel] = {}
+        self.bindings: dict[str, str] = {}  # task id → channel id
+        self.by_channel: dict[str, list[str]] = {}  # channel id → task ids, in binding order
+        self.charges: dict[str, dict[int, Charge]] = {}  # task id → event id → charge
+
+    # ------------------------------------------------------------------ channels
+
+    async def open(self, channel: Channel) -> None:
+        self._opened(channel)
+
+    def _opened(self, channel: Channel) -> None:
+        self.channels[channel.id] = channel
+        self.by_channel.setdefault(channel.id, [])
+
+    async def get(self, channel_id: str, *, owner: str | None = None) -> Channel | None:
+        channel = self.channels.get(channel_id)
+        return None if channel is None or (owner is not None and channel.owner != owner) else channel
+
+    async def list(self, *, owner: str | None = None) -> builtins.list[Channel]:
+        found = [c for c in self.channels.values() if owner is None or c.owner == owner]
+        return sorted(found, key=lambda c: c.created_at, reverse=True)
+
+    async def bind(self, channel_id: str, task_id: str) -> None:
+        self._bound(channel_id, task_id)
+
+    def _bound(self, channel_id: str, task_id: str) -> None:
+        if self.bindings.get(task_id) != channel_id:
+            self.bindings[task_id] = channel_id
+            self.by_channel.setdefault(channel_id, []).append(task_id)
+
+    def peek(self, channel_id: str) -> Channel | None:
+        return self.channels.get(channel_id)
+
+    def channel_of(self, task_id: str) -> str | None:
+        return self.bindings.get(task_id)
+
+    def tasks_of(self, channel_id: str) -> builtins.list[str]:
+        return list(self.by_channel.get(channel_id, []))
+
+    # ------------------------------------------------------------------ charging
+
+    def reserve(self, channel_id: str, amount: int) -> bool:
+        channel = self.channels.get(channel_id)
+        if channel is None or channel.state != ChannelState.OPEN:
+            return False
+        if channel.expires_at is not None and channel.expired(time.time()):
+            return False  # the service's sweep closes it as expired soon; nothing more is charged meanwhile
+        if channel.deposit - channel.charged - channel.reserved < amount:
+            return False
+        channel.reserved += amount
+        return True
+
+    def release(self, channel_id: str, amount: int) -> None:
+        channel = self.channels.get(channel_id)
+        if channel is not None:
+            channel.reserved = max(0, channel.reserved - amount)
+
+    async def append_charged(
+        self,
+        events: EventLog,
+        task_id: str,
+        batch: Sequence[TaskEvent],
+        debits: Sequence[Debit],
+        *,
+        snapshot: Task | None,
+        epoch: int,
+        create: bool,
+    ) -> builtins.list[LoggedEvent]:
+        try:
+            logged = await events.append_many(task_id, batch, snapshot=snapshot, epoch=epoch, create=create)
+        finally:
+            for debit in debits:
+                self.release(debit.channel_id, debit.amount)
+        self._charged(task_id, [(logged[d.index].id, d) for d in debits])  # no await since the append
+        return logged
+
+    def _charged(self, task_id: str, charges: Sequence[tuple[int, Debit]]) -> None:
+        """Apply committed charges (event id, debit); one already applied for that event is skipped."""
+        mine = self.charges.setdefault(task_id, {})
+        for event_id, debit in charges:
+            if event_id in mine:
+                continue
+            mine[event_id] = Charge(debit.channel_id, debit.tokens, debit.amount)
+            channel = self.channels[debit.channel_id]
+            channel.charged += debit.amount
+            channel.tokens += debit.tokens
+
+    async def void(self, task_id: str, after: int) -> int:
+        return self._voided(task_id, after)
+
+    def _voided(self, task_id: str, after: int) -> int:
+        tokens = 0
+        for event_id, charge in self.charges.get(task_id, {}).items():
+            if event_id > after and not charge.voided:
+                charge.voided = True
+                channel = self.channels[charge.channel_id]
+                channel.charged -= charge.amount
+                channel.tokens -= charge.tokens
+                tokens += charge.tokens
+        return tokens
+
+    # ------------------------------------------------------------------ closing
+
+    async def close(self, channel_id: str, state: ChannelState, at: str) -> Receipt:
+        channel = self.channels[channel_id]
+        if channel.state == ChannelState.OPEN:
+            self._closed(channel, state, at)
+        return await self.receipt(channel_id)
+
+    def _closed(self, channel: Channel, state: ChannelState, at: str) -> None:
+        channel.state, channel.closed_at = state, at
+
+    async def receipt(self, channel_id: str) -> Receipt:
+        channel = self.channels[channel_id]
+        bills = []
+        for task_id in self.by_channel.get(channel_id, []):
+            bill = TaskBill(task_id)
+            for charge in self.charges.get(task_id, {}).values():
+                if charge.channel_id != channel_id:
+                    continue
+                if charge.voided:
+                    bill.voided_tokens += charge.tokens
+                    bill.voided += charge.amount
+                else:
+                    bill.tokens += charge.tokens
+                    bill.charged += charge.amount
+            bills.append(bill)
+        return Receipt(channel, bills)
+
+    async def close_store(self) -> None:
+        return None

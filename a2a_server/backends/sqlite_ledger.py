@@ -1,0 +1,117 @@
+"""``SQLiteLedger``: the Ledger port in the SQLite store's file, on its connection and its writer.
+
+The accounting is ``MemoryLedger``'s, loaded from the tables at open; each change is written through the store's
+group-commit writer. A charge is written by ``append_many``'s ``then`` hook, inside the transaction that inserts
+its event: after kill -9 the ledger holds exactly the charges of the committed events, and ``INSERT OR IGNORE``
+on (task, event id) keeps a charge from being written twice.
+"""
+
+from __future__ import annotations
+
+import builtins
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from a2a_server.backends.ledger import Charge, MemoryLedger
+from a2a_server.backends.sqlite import SQLiteStore
+from a2a_server.ledger import Channel, ChannelState, Debit, Receipt
+from a2a_server.model import LoggedEvent, Task, TaskEvent
+from a2a_server.ports import EventLog
+
+INSERT_CHANNEL = """INSERT INTO channels (id, owner, deposit, token_rate, model, state, created_at, expires_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+BIND = "INSERT OR IGNORE INTO channel_tasks (task_id, channel_id) VALUES (?, ?)"
+CHARGE = "INSERT OR IGNORE INTO charges (task_id, seq, channel_id, tokens, amount) VALUES (?, ?, ?, ?, ?)"
+VOID = "UPDATE charges SET voided = 1 WHERE task_id = ? AND seq > ? AND voided = 0"
+CLOSE = "UPDATE channels SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'"
+LOAD_CHANNELS = """SELECT id, owner, deposit, token_rate, model, state, created_at, expires_at, closed_at
+    FROM channels ORDER BY created_at"""
+# rowid order is binding order: the receipt lists a channel's tasks as they came
+LOAD_BINDINGS = "SELECT task_id, channel_id FROM channel_tasks ORDER BY rowid"
+LOAD_CHARGES = "SELECT task_id, seq, channel_id, tokens, amount, voided FROM charges"
+
+
+class SQLiteLedger(MemoryLedger):
+    def __init__(self, store: SQLiteStore) -> None:
+        super().__init__()
+        self.store = store
+
+    @classmethod
+    async def open_on(cls, store: SQLiteStore) -> SQLiteLedger:
+        ledger = cls(store)
+        await ledger._load()
+        return ledger
+
+    async def _load(self) -> None:
+        def op(conn: sqlite3.Connection) -> tuple[list[Any], list[Any], list[Any]]:
+            return (
+                conn.execute(LOAD_CHANNELS).fetchall(),
+                conn.execute(LOAD_BINDINGS).fetchall(),
+                conn.execute(LOAD_CHARGES).fetchall(),
+            )
+
+        channels, bindings, charges = await self.store._read(op)
+        for cid, owner, deposit, rate, model, state, created, expires, closed in channels:
+            self._opened(Channel(cid, owner, int(deposit), int(rate), created, expires, model, ChannelState(state),
+                                 closed))  # fmt: skip
+        for task_id, channel_id in bindings:
+            self._bound(channel_id, task_id)
+        for task_id, seq, channel_id, tokens, amount, voided in charges:
+            charge = Charge(channel_id, int(tokens), int(amount), bool(voided))
+            self.charges.setdefault(task_id, {})[int(seq)] = charge
+            if not charge.voided:
+                channel = self.channels[charge.channel_id]
+                channel.charged += charge.amount
+                channel.tokens += charge.tokens
+
+    async def open(self, channel: Channel) -> None:
+        row = (channel.id, channel.owner, str(channel.deposit), str(channel.token_rate), channel.model,
+               channel.state.value, channel.created_at, channel.expires_at)  # fmt: skip
+        await self.store._write(lambda conn: conn.execute(INSERT_CHANNEL, row))
+        self._opened(channel)
+
+    async def bind(self, channel_id: str, task_id: str) -> None:
+        await self.store._write(lambda conn: conn.execute(BIND, (task_id, channel_id)))
+        self._bound(channel_id, task_id)
+
+    async def append_charged(
+        self,
+        events: EventLog,
+        task_id: str,
+        batch: Sequence[TaskEvent],
+        debits: Sequence[Debit],
+        *,
+        snapshot: Task | None,
+        epoch: int,
+        create: bool,
+    ) -> builtins.list[LoggedEvent]:
+        if events is not self.store:  # another log (not this file): charges cannot share its transactions
+            return await super().append_charged(
+                events, task_id, batch, debits, snapshot=snapshot, epoch=epoch, create=create
+            )
+
+        def charge(conn: sqlite3.Connection, ids: list[int]) -> None:
+            rows = [(task_id, ids[d.index], d.channel_id, d.tokens, str(d.amount)) for d in debits]
+            conn.executemany(CHARGE, rows)
+
+        try:
+            logged = await self.store.append_many(
+                task_id, batch, snapshot=snapshot, epoch=epoch, create=create, then=charge
+            )
+        finally:
+            for debit in debits:
+                self.release(debit.channel_id, debit.amount)
+        self._charged(task_id, [(logged[d.index].id, d) for d in debits])
+        return logged
+
+    async def void(self, task_id: str, after: int) -> int:
+        await self.store._write(lambda conn: conn.execute(VOID, (task_id, after)))
+        return self._voided(task_id, after)
+
+    async def close(self, channel_id: str, state: ChannelState, at: str) -> Receipt:
+        channel = self.channels[channel_id]
+        if channel.state == ChannelState.OPEN:
+            await self.store._write(lambda conn: conn.execute(CLOSE, (state.value, at, channel_id)))
+            self._closed(channel, state, at)
+        return await self.receipt(channel_id)
