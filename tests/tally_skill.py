@@ -1,7 +1,7 @@
 """``tally``: a scripted token skill for the billing tests, re-runnable like a real model after a crash.
 
 It streams ``count`` chunks ``"t0 "``, ``"t1 "`` … each standing for ``per_chunk`` model tokens (``Token.tokens``),
-``delay_ms`` apart, so a test can compute every charge from the text it received: chunks × per_chunk × rate.
+``delay_ms`` apart, so a test can compute every charge from the text it received: chunks * per_chunk * rate.
 Load it with ``--skills tests.tally_skill:TallySkill``.
 """
 

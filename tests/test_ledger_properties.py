@@ -4,7 +4,7 @@ Each example starts the app (memory or SQLite store), runs the operations hypoth
 JSON-RPC, with the tasks running concurrently (sends return at once), and checks, while it runs and at the end:
 - no channel's charged amount is ever negative or above its deposit (the balance is never negative);
 - Σ charged + Σ refunded = Σ deposits over the receipts;
-- each task is charged exactly its delivered tokens × rate, and the ledger holds one charge per committed chunk
+- each task is charged exactly its delivered tokens * rate, and the ledger holds one charge per committed chunk
   event of its log, no more (nothing charged twice, nothing delivered for free).
 """
 
@@ -64,6 +64,7 @@ OPS = st.one_of(
     st.builds(Wait, st.integers(0, 60)),
 )
 SCENARIOS = st.lists(OPS, min_size=1, max_size=14)
+Op = Open | Send | Cancel | Close | Wait
 
 
 class Scenario:
@@ -77,7 +78,7 @@ class Scenario:
         reply: dict[str, Any] = (await self.http.post("/a2a", json=body)).json()
         return reply
 
-    async def apply(self, op: Open | Send | Cancel | Close | Wait) -> None:
+    async def apply(self, op: Op) -> None:
         if isinstance(op, Open):
             params: dict[str, Any] = {"deposit": str(op.deposit), "tokenRate": str(op.rate)}
             if op.expires_in is not None:
@@ -110,7 +111,7 @@ class Scenario:
             assert 0 <= charged <= deposit and int(channel["balance"]) == deposit - charged >= 0, channel
 
 
-async def run_scenario(store: str, ops: list[Open | Send | Cancel | Close | Wait]) -> None:
+async def run_scenario(store: str, ops: list[Op]) -> None:
     app = create_app(Settings(store=store, cancel_grace=1.0), skills=[TallySkill()])
     async with app.router.lifespan_context(app):
         service = app.state.a2a.service
@@ -149,13 +150,13 @@ async def run_scenario(store: str, ops: list[Open | Send | Cancel | Close | Wait
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=SCENARIOS)
-def test_random_interleavings_keep_the_books_on_the_memory_store(ops: list[Open | Send | Cancel | Close | Wait]) -> None:
+def test_random_interleavings_keep_the_books_on_the_memory_store(ops: list[Op]) -> None:
     asyncio.run(run_scenario("memory", ops))
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=SCENARIOS)
-def test_random_interleavings_keep_the_books_on_sqlite(ops: list[Open | Send | Cancel | Close | Wait]) -> None:
+def test_random_interleavings_keep_the_books_on_sqlite(ops: list[Op]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         asyncio.run(run_scenario(f"sqlite://{Path(tmp) / 'ledger.db'}", ops))
 
@@ -163,7 +164,7 @@ def test_random_interleavings_keep_the_books_on_sqlite(ops: list[Open | Send | C
 @pytest.mark.parametrize("store", ["memory", "sqlite"])
 def test_a_scenario_with_every_operation(store: str, tmp_path: Path) -> None:
     """A fixed interleaving (so a regression shows without hypothesis' luck): exhaust, cancel, expire, close."""
-    ops: list[Open | Send | Cancel | Close | Wait] = [
+    ops: list[Op] = [
         Open(10, 2, None), Open(100, 1, 0.15), Open(60, 3, None),
         Send(0, 20, 1, 0), Send(1, 25, 2, 10), Send(2, 25, 1, 10), Send(2, 25, 1, 10),
         Wait(40), Cancel(2), Wait(200), Close(2), Send(1, 3, 1, 0),
