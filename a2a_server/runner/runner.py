@@ -119,7 +119,9 @@ class Runner:
         last_id = 0 if creating else await self.events.last_event_id(task.id)
         skill = self.skills.find(task.skill)
         prior = await self._context_history(task) if job.with_context else []
-        ctx = SkillContext(task.id, task.context_id, task.history[-1], prior + task.history[:-1], job.metadata)
+        # a re-run queued by recovery carries no request metadata: the message's own is what survived the crash
+        metadata = job.metadata or dict(task.history[-1].metadata or {})
+        ctx = SkillContext(task.id, task.context_id, task.history[-1], prior + task.history[:-1], metadata)
         run = self._new_run(task, ctx, lease, last_id)
         run.creating = creating
         if skill is None:
