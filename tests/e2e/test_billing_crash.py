@@ -32,15 +32,12 @@ def rpc(url: str, method: str, params: dict[str, Any]) -> Any:
 
 def committed(db: Path, task_id: str) -> tuple[set[int], dict[int, tuple[int, int, int]]]:
     """The ids of the task's committed chunk events, and its charges (event id → tokens, amount, voided)."""
+    sql = "SELECT seq, json FROM events WHERE task_id = ? AND kind = 'artifact'"
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        chunks = {
-            seq
-            for seq, data in conn.execute("SELECT seq, json FROM events WHERE task_id = ? AND kind = 'artifact'",
-                                          (task_id,))  # fmt: skip
-            if any(p.get("text") for p in json.loads(data)["artifact"]["parts"])
-        }
-        rows = conn.execute("SELECT seq, tokens, amount, voided FROM charges WHERE task_id = ?", (task_id,))
-        charges = {seq: (tokens, int(amount), voided) for seq, tokens, amount, voided in rows}
+        rows = conn.execute(sql, (task_id,)).fetchall()
+        chunks = {seq for seq, data in rows if any(p.get("text") for p in json.loads(data)["artifact"]["parts"])}
+        found = conn.execute("SELECT seq, tokens, amount, voided FROM charges WHERE task_id = ?", (task_id,))
+        charges = {seq: (tokens, int(amount), voided) for seq, tokens, amount, voided in found}
     return chunks, charges
 
 
