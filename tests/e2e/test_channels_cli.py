@@ -2,7 +2,7 @@
 
 The stream is the plain token stream in the seed's typed shape (what its TypeScript client reads); after the
 cancel it is read to its end, so the client holds every token event that was delivered (committed), and the
-receipt must charge exactly those: token events received × tokenRate.
+receipt must charge exactly those: token events received * tokenRate.
 """
 
 from __future__ import annotations
