@@ -162,3 +162,57 @@ async def test_a_client_that_disconnects_does_not_stop_the_generation(inference_
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     assert task["metadata"]["usage"]["finish_reason"] in ("stop", "length")
     assert task["metadata"]["usage"]["completion_tokens"] > 1
+
+
+async def test_a_billing_channel_charges_the_token_events_received_from_the_real_model(
+    inference_server: ServerProcess,
+) -> None:
+    """The seed's flow with SmolLM2: open a channel, stream, cancel after a few token events, close. The stream is
+    read to its end after the cancel, so the client holds every delivered event: charged = their tokens * rate."""
+    url, headers, rate = inference_server.url + "/a2a", {"A2A-Version": "1.0"}, 10**14
+    async with asyncio.timeout(TIMEOUT), httpx.AsyncClient(timeout=TIMEOUT) as http:
+        opened = await http.post(url, json=rpc("OpenChannel", {"deposit": str(10**18), "tokenRate": str(rate)}))
+        channel = opened.json()["result"]
+        params = send_params("Write a long story about a lighthouse keeper.", 400)
+        params["message"]["metadata"] = {"channel": channel["id"]}  # type: ignore[index]
+        params["configuration"] = {"returnImmediately": True}
+        sent = await http.post(url, json=rpc("SendMessage", params), headers=headers)
+        task_id = sent.json()["result"]["task"]["id"]
+        tokens, final = 0, {}
+        async with http.stream("GET", f"{inference_server.url}/a2a/tasks/{task_id}/stream?format=typed") as r:
+            async for line in r.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                frame = json.loads(line[6:])
+                if frame["type"] == "token":
+                    tokens += 1
+                    if tokens == 3:
+                        await http.post(url, json=rpc("CancelTask", {"id": task_id}), headers=headers)
+                else:
+                    final = frame
+        assert final["type"] == "error" and final["error"] == "canceled"
+        task = await get_task(http, url, task_id)
+        charged_tokens = task["metadata"]["usage"]["completion_tokens"]
+        assert final["usage"]["completionTokens"] == charged_tokens >= tokens >= 3  # a token event may hold several
+        receipt = (await http.post(url, json=rpc("CloseChannel", {"id": channel["id"]}))).json()["result"]
+    assert receipt["totalCharged"] == str(charged_tokens * rate) == final["usage"]["cost"]
+    assert receipt["refunded"] == str(10**18 - charged_tokens * rate)
+    assert receipt["tasks"] == [{"taskId": task_id, "tokens": charged_tokens, "charged": str(charged_tokens * rate)}]
+
+
+async def test_a_channel_that_pays_for_five_tokens_ends_the_answer_budget_exhausted(
+    inference_server: ServerProcess,
+) -> None:
+    url = inference_server.url + "/a2a"
+    async with asyncio.timeout(TIMEOUT), httpx.AsyncClient(timeout=TIMEOUT) as http:
+        opened = await http.post(url, json=rpc("OpenChannel", {"deposit": "50", "tokenRate": "10"}))
+        channel = opened.json()["result"]
+        params = send_params("Write a long story about a lighthouse keeper.", 200)
+        params["message"]["metadata"] = {"channel": channel["id"]}  # type: ignore[index]
+        task = (await http.post(url, json=rpc("SendMessage", params))).json()["result"]["task"]
+        usage = task["metadata"]["usage"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert usage["finish_reason"] == "budget_exhausted" and usage["completion_tokens"] == 5
+        assert usage["cost"] == "50"
+        shown = (await http.post(url, json=rpc("GetChannel", {"id": channel["id"]}))).json()["result"]
+    assert shown["charged"] == "50" and shown["balance"] == "0" and shown["tokens"] == 5
