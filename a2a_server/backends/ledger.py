@@ -79,6 +79,13 @@ class MemoryLedger:
         channel.reserved += amount
         return True
 
+    def release_all(self, debits: Sequence[Debit]) -> None:
+        if len({d.channel_id for d in debits}) == 1:  # the usual batch: one channel, one lookup
+            self.release(debits[0].channel_id, sum(d.amount for d in debits))
+            return
+        for debit in debits:
+            self.release(debit.channel_id, debit.amount)
+
     def release(self, channel_id: str, amount: int) -> None:
         channel = self.channels.get(channel_id)
         if channel is not None:
@@ -98,19 +105,20 @@ class MemoryLedger:
         try:
             logged = await events.append_many(task_id, batch, snapshot=snapshot, epoch=epoch, create=create)
         finally:
-            for debit in debits:
-                self.release(debit.channel_id, debit.amount)
+            self.release_all(debits)
         self._charged(task_id, [(logged[d.index].id, d) for d in debits])  # no await since the append
         return logged
 
     def _charged(self, task_id: str, charges: Sequence[tuple[int, Debit]]) -> None:
         """Apply committed charges (event id, debit); one already applied for that event is skipped."""
         mine = self.charges.setdefault(task_id, {})
+        channel: Channel | None = None
         for event_id, debit in charges:
             if event_id in mine:
                 continue
             mine[event_id] = Charge(debit.channel_id, debit.tokens, debit.amount)
-            channel = self.channels[debit.channel_id]
+            if channel is None or channel.id != debit.channel_id:
+                channel = self.channels[debit.channel_id]
             channel.charged += debit.amount
             channel.tokens += debit.tokens
 

@@ -1,9 +1,9 @@
 """``SQLiteLedger``: the Ledger port in the SQLite store's file, on its connection and its writer.
 
 The accounting is ``MemoryLedger``'s, loaded from the tables at open; each change is written through the store's
-group-commit writer. A charge is written by ``append_many``'s ``then`` hook, inside the transaction that inserts
-its event: after kill -9 the ledger holds exactly the charges of the committed events, and ``INSERT OR IGNORE``
-on (task, event id) keeps a charge from being written twice.
+group-commit writer. A batch's charges are one row written by ``append_many``'s ``then`` hook, inside the transaction that
+inserts its events: after kill -9 the ledger holds exactly the charges of the committed events, each event id
+listed once (``INSERT OR IGNORE`` on (task, first event id): batches never overlap).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from a2a_server.ports import EventLog
 INSERT_CHANNEL = """INSERT INTO channels (id, owner, deposit, token_rate, model, state, created_at, expires_at)
     VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
 BIND = "INSERT OR IGNORE INTO channel_tasks (task_id, channel_id) VALUES (?, ?)"
-CHARGE = "INSERT OR IGNORE INTO charges (task_id, seq, channel_id, tokens, amount) VALUES (?, ?, ?, ?, ?)"
+CHARGE = "INSERT OR IGNORE INTO charges (task_id, seq, channel_id, tokens, amount, events) VALUES (?, ?, ?, ?, ?, ?)"
 VOID = "UPDATE charges SET voided = 1 WHERE task_id = ? AND seq > ? AND voided = 0"
 CLOSE = "UPDATE channels SET state = ?, closed_at = ? WHERE id = ? AND state = 'open'"
 LOAD_CHANNELS = """SELECT id, owner, deposit, token_rate, model, state, created_at, expires_at, closed_at
     FROM channels ORDER BY created_at"""
 # rowid order is binding order: the receipt lists a channel's tasks as they came
 LOAD_BINDINGS = "SELECT task_id, channel_id FROM channel_tasks ORDER BY rowid"
-LOAD_CHARGES = "SELECT task_id, seq, channel_id, tokens, amount, voided FROM charges"
+LOAD_CHARGES = "SELECT task_id, channel_id, events, voided FROM charges"
 
 
 class SQLiteLedger(MemoryLedger):
@@ -57,13 +57,16 @@ class SQLiteLedger(MemoryLedger):
                                  closed))  # fmt: skip
         for task_id, channel_id in bindings:
             self._bound(channel_id, task_id)
-        for task_id, seq, channel_id, tokens, amount, voided in charges:
-            charge = Charge(channel_id, int(tokens), int(amount), bool(voided))
-            self.charges.setdefault(task_id, {})[int(seq)] = charge
-            if not charge.voided:
-                channel = self.channels[charge.channel_id]
-                channel.charged += charge.amount
-                channel.tokens += charge.tokens
+        for task_id, channel_id, events, voided in charges:
+            channel = self.channels[channel_id]
+            mine = self.charges.setdefault(task_id, {})
+            for item in events.split(","):
+                seq, _, tokens = item.partition(":")
+                charge = Charge(channel_id, int(tokens), int(tokens) * channel.token_rate, bool(voided))
+                mine[int(seq)] = charge
+                if not charge.voided:
+                    channel.charged += charge.amount
+                    channel.tokens += charge.tokens
 
     async def open(self, channel: Channel) -> None:
         row = (channel.id, channel.owner, str(channel.deposit), str(channel.token_rate), channel.model,
@@ -92,16 +95,20 @@ class SQLiteLedger(MemoryLedger):
             )
 
         def charge(conn: sqlite3.Connection, ids: list[int]) -> None:
-            rows = [(task_id, ids[d.index], d.channel_id, d.tokens, str(d.amount)) for d in debits]
-            conn.executemany(CHARGE, rows)
+            # one row per channel (one, but for a task moved to another channel meanwhile)
+            for channel_id in {d.channel_id for d in debits}:
+                mine = [d for d in debits if d.channel_id == channel_id]
+                events = ",".join(f"{ids[d.index]}:{d.tokens}" for d in mine)
+                row = (task_id, ids[mine[0].index], channel_id, sum(d.tokens for d in mine),
+                       str(sum(d.amount for d in mine)), events)  # fmt: skip
+                conn.execute(CHARGE, row)
 
         try:
             logged = await self.store.append_many(
                 task_id, batch, snapshot=snapshot, epoch=epoch, create=create, then=charge
             )
         finally:
-            for debit in debits:
-                self.release(debit.channel_id, debit.amount)
+            self.release_all(debits)
         self._charged(task_id, [(logged[d.index].id, d) for d in debits])
         return logged
 
