@@ -1,9 +1,9 @@
 """``SQLiteLedger``: the Ledger port in the SQLite store's file, on its connection and its writer.
 
 The accounting is ``MemoryLedger``'s, loaded from the tables at open; each change is written through the store's
-group-commit writer. A batch's charges are one row written by ``append_many``'s ``then`` hook, inside the transaction that
-inserts its events: after kill -9 the ledger holds exactly the charges of the committed events, each event id
-listed once (``INSERT OR IGNORE`` on (task, first event id): batches never overlap).
+group-commit writer. A batch's charges are one row written by ``append_many``'s ``then`` hook, inside the
+transaction that inserts its events: after kill -9 the ledger holds exactly the charges of the committed events,
+each event id listed once (``INSERT OR IGNORE`` on (task, first event id): batches never overlap).
 """
 
 from __future__ import annotations
