@@ -36,8 +36,13 @@ def committed(db: Path, task_id: str) -> tuple[set[int], dict[int, tuple[int, in
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         rows = conn.execute(sql, (task_id,)).fetchall()
         chunks = {seq for seq, data in rows if any(p.get("text") for p in json.loads(data)["artifact"]["parts"])}
-        found = conn.execute("SELECT seq, tokens, amount, voided FROM charges WHERE task_id = ?", (task_id,))
-        charges = {seq: (tokens, int(amount), voided) for seq, tokens, amount, voided in found}
+        found = conn.execute("SELECT events, voided FROM charges WHERE task_id = ?", (task_id,)).fetchall()
+    charges: dict[int, tuple[int, int, int]] = {}
+    for events, voided in found:  # one row per batch: "id:tokens,id:tokens"
+        for item in events.split(","):
+            seq, _, tokens = item.partition(":")
+            assert int(seq) not in charges  # no event charged twice
+            charges[int(seq)] = (int(tokens), int(tokens) * RATE, voided)
     return chunks, charges
 
 
