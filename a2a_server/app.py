@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             await skill.start()
         await runner.recover()
         await runner.start()
+        service.channels.start()  # channels that expire while the server was down close now
         purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
         announcer = asyncio.create_task(_announce_when_ready(registry, settings))
         try:

@@ -173,6 +173,10 @@ class Channels:
 
     # ------------------------------------------------------------------ expiry
 
+    def start(self) -> None:
+        """Watch the expiry of the channels already open (after a restart): the sweep runs while any has one."""
+        self._watch_expiry()
+
     def _watch_expiry(self) -> None:
         if self._sweeper is None or self._sweeper.done():
             self._sweeper = asyncio.create_task(self._sweep_forever())

@@ -17,6 +17,7 @@ import pytest
 from starlette.applications import Starlette
 
 from a2a_server import Settings, create_app
+from a2a_server.errors import ChannelNotFound
 
 WORDS = "one two three four five six seven eight"
 EXT = "urn:a2a-server:ext:token-billing:v1"
@@ -203,3 +204,25 @@ async def test_the_card_declares_the_extension_and_the_header_is_echoed(billing:
     # a send naming a channel without the extension activated is served all the same
     task = await send(billing, "a b", json.loads(opened.text)["result"]["id"])
     assert task["metadata"]["usage"]["cost"] == "2"
+
+
+async def test_another_callers_channel_is_not_there(billing: httpx.AsyncClient) -> None:
+    """Owners come from auth (not built yet): the service is asked directly, as a transport would with a principal."""
+    opened = await ok(billing, "OpenChannel", {"deposit": "10", "tokenRate": "1"})
+    app = billing._transport.app  # type: ignore[attr-defined]
+    channels = app.state.a2a.service.channels
+    with pytest.raises(ChannelNotFound) as caught:
+        await channels.check({"channel": opened["id"]}, "mallory")
+    assert caught.value.param == "metadata.channel"
+    with pytest.raises(ChannelNotFound):
+        await channels.close({"id": opened["id"]}, "mallory")
+    assert await channels.list("mallory") == []
+    assert (await ok(billing, "GetChannel", {"id": opened["id"]}))["state"] == "open"  # untouched
+
+
+async def test_a_channel_for_one_model_refuses_another(billing: httpx.AsyncClient) -> None:
+    opened = await ok(billing, "OpenChannel", {"deposit": "10", "tokenRate": "1", "model": "big"})
+    reply = await call(billing, "SendMessage", {"message": {
+        "messageId": "other-model", "role": "ROLE_USER", "parts": [{"text": "x"}],
+        "metadata": {"skill": "echo", "channel": opened["id"], "model": "small"}}})  # fmt: skip
+    assert reply["error"]["code"] == -32602 and "metadata.model" in reply["error"]["message"]

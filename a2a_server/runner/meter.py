@@ -2,7 +2,7 @@
 
     Run._token(chunk of n tokens) ─► Meter.take(index in the outbox, n): Ledger.reserve(n * rate)
         refused ─► the chunk is not sent; the run stops, completed with finish_reason "budget_exhausted"
-                   ("channel_closed" / "channel_expired" when the channel ended meanwhile)
+                   (canceled with "channel_closed" / "channel_expired" when the channel ended meanwhile)
     Run._flush(batch) ─► Meter.append(batch): Ledger.append_charged(events + their debits, one transaction)
     Run.finish ─► Meter.usage(metadata): completion_tokens and cost are what this run was charged
 

@@ -176,9 +176,12 @@ class Run:
     async def _token(self, ev: Token) -> None:
         meter = self.meter
         if meter is not None and ev.count and not meter.take(len(self.outbox), ev.count):
-            # the channel cannot pay for this chunk: it is not sent, and the run ends with what was delivered
+            # the channel cannot pay for this chunk: it is not sent, and the run ends with what was delivered:
+            # completed when the budget ran out, canceled when the channel was closed or expired meanwhile (as its
+            # close would have canceled it a moment later)
             if self.abort is None:
-                self.abort = Status(TaskState.COMPLETED)
+                exhausted = meter.stopped == "budget_exhausted"
+                self.abort = Status(TaskState.COMPLETED if exhausted else TaskState.CANCELED)
             self.ctx.cancelled.set()
             return
         art = self.stream_artifact
