@@ -21,8 +21,9 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from a2a_server import extensions
 from a2a_server.errors import ChannelClosed, ChannelNotFound, InvalidParams, TaskNotCancelable, TaskNotFound
-from a2a_server.ledger import MAX_AMOUNT, Channel, ChannelState, Ledger, Receipt, iso_at
+from a2a_server.ledger import EXTENSION_URI, MAX_AMOUNT, Channel, ChannelState, Ledger, Receipt, iso_at
 from a2a_server.model import new_id, utc_now
 
 log = logging.getLogger("a2a_server.billing")
@@ -160,6 +161,7 @@ class Channels:
                 f"tokenRate {channel.token_rate}); open another",
                 {"channelId": raw, "balance": str(available)}, param=param, cause="budget_exhausted",
             )  # fmt: skip
+        extensions.used(EXTENSION_URI)  # the response says the request was billed, activated or not
         model = metadata.get("model")
         if channel.model is not None:
             if model is not None and model != channel.model:

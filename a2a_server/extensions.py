@@ -8,6 +8,7 @@ whether or not it activated the extension; a client that lists it in ``A2A-Exten
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from typing import Any
 
 from a2a_server.ledger import EXTENSION_URI
@@ -15,6 +16,23 @@ from a2a_server.skill import SkillRegistry
 
 JSON = dict[str, Any]
 OFFERED = (EXTENSION_URI,)
+# the extensions a request made use of (a send that named a channel), filled while it is handled: the response
+# echoes them too, so a client that did not activate billing still learns that its request was billed
+_USED: ContextVar[set[str] | None] = ContextVar("a2a_extensions_used", default=None)
+
+
+def track() -> set[str]:
+    """Start recording the extensions the current request uses; the returned set fills as it is handled."""
+    used: set[str] = set()
+    _USED.set(used)
+    return used
+
+
+def used(uri: str) -> None:
+    """The current request made use of ``uri`` (a no-op outside a tracked request)."""
+    found = _USED.get()
+    if found is not None:
+        found.add(uri)
 
 
 def card_entries(skills: SkillRegistry) -> list[JSON]:

@@ -201,9 +201,18 @@ async def test_the_card_declares_the_extension_and_the_header_is_echoed(billing:
     assert opened.headers.get("A2A-Extensions") == EXT
     plain = await billing.get("/healthz")
     assert "A2A-Extensions" not in plain.headers
-    # a send naming a channel without the extension activated is served all the same
-    task = await send(billing, "a b", json.loads(opened.text)["result"]["id"])
-    assert task["metadata"]["usage"]["cost"] == "2"
+    # a send naming a channel without the extension activated is served all the same, and the answer says it
+    # was billed
+    channel = json.loads(opened.text)["result"]["id"]
+    message = {"messageId": "unactivated", "role": "ROLE_USER", "parts": [{"text": "a b"}],
+               "metadata": {"skill": "echo", "channel": channel}}  # fmt: skip
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}}
+    answer = await billing.post("/a2a", json=body)
+    assert answer.json()["result"]["task"]["metadata"]["usage"]["cost"] == "2"
+    assert answer.headers.get("A2A-Extensions") == EXT
+    unbilled = await billing.post("/a2a", json={**body, "params": {"message": {**message, "messageId": "u2",
+                                  "metadata": {"skill": "echo"}}}})  # fmt: skip
+    assert "A2A-Extensions" not in unbilled.headers
 
 
 async def test_another_callers_channel_is_not_there(billing: httpx.AsyncClient) -> None:

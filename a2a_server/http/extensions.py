@@ -1,4 +1,5 @@
-"""``A2A-Extensions``: a response echoes the offered extensions its request activated (A2A-PROTOCOL.md §7).
+"""``A2A-Extensions``: a response echoes the offered extensions its request activated (A2A-PROTOCOL.md §7), and
+those it used without activating them (a send that named a billing channel).
 
 Pure ASGI, so that streamed responses pass through untouched.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from a2a_server.extensions import activated
+from a2a_server.extensions import activated, track
 
 
 class ExtensionsEcho:
@@ -20,13 +21,13 @@ class ExtensionsEcho:
             await self.app(scope, receive, send)
             return
         uris = activated(Headers(scope=scope).get("a2a-extensions"))
-        if not uris:
-            await self.app(scope, receive, send)
-            return
+        in_use = track()  # the handler runs in this task: what it records is seen here before the response starts
 
         async def echo(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message)["A2A-Extensions"] = ", ".join(uris)
+                echoed = uris + sorted(in_use - set(uris))
+                if echoed:
+                    MutableHeaders(scope=message)["A2A-Extensions"] = ", ".join(echoed)
             await send(message)
 
         await self.app(scope, receive, echo)
