@@ -3,12 +3,18 @@
 Every channel, binding and charge lives in dictionaries; ``SQLiteLedger`` (sqlite_ledger.py) subclasses it and
 persists each change, loading them all back at open. A charge is applied in the same event-loop step as the
 append of its event (no await in between), so in one process nobody sees one without the other.
+
+Charges are kept per batch (one record for the chunks one transaction wrote, keyed by the first event id: batches
+never overlap), with the ids of the events they charge packed 4 bytes each. When a run ends (``settle``) its
+task's records fold into one per channel and state: what stays in memory is ~4 bytes a charged event and a record
+a task, not an object per token.
 """
 
 from __future__ import annotations
 
 import builtins
 import time
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,9 +25,12 @@ from a2a_server.ports import EventLog
 
 @dataclass(slots=True)
 class Charge:
+    """The charges of some events of one task on one channel: their ids, tokens and amount."""
+
     channel_id: str
     tokens: int
     amount: int
+    events: array[int]
     voided: bool = False
 
 
@@ -30,7 +39,7 @@ class MemoryLedger:
         self.channels: dict[str, Channel] = {}
         self.bindings: dict[str, str] = {}  # task id → channel id
         self.by_channel: dict[str, list[str]] = {}  # channel id → task ids, in binding order
-        self.charges: dict[str, dict[int, Charge]] = {}  # task id → event id → charge
+        self.charges: dict[str, dict[int, Charge]] = {}  # task id → first event id → charge (see the docstring)
 
     # ------------------------------------------------------------------ channels
 
@@ -110,25 +119,52 @@ class MemoryLedger:
         return logged
 
     def _charged(self, task_id: str, charges: Sequence[tuple[int, Debit]]) -> None:
-        """Apply committed charges (event id, debit); one already applied for that event is skipped."""
+        """Apply the committed charges (event id, debit) of one batch: one record per channel, keyed by its first
+        event id; a batch applied already is skipped."""
         mine = self.charges.setdefault(task_id, {})
-        channel: Channel | None = None
-        for event_id, debit in charges:
-            if event_id in mine:
+        for channel_id in {d.channel_id for _, d in charges}:
+            of = [(event_id, d) for event_id, d in charges if d.channel_id == channel_id]
+            if of[0][0] in mine:
                 continue
-            mine[event_id] = Charge(debit.channel_id, debit.tokens, debit.amount)
-            if channel is None or channel.id != debit.channel_id:
-                channel = self.channels[debit.channel_id]
-            channel.charged += debit.amount
-            channel.tokens += debit.tokens
+            record = Charge(channel_id, sum(d.tokens for _, d in of), sum(d.amount for _, d in of),
+                            array("I", (event_id for event_id, _ in of)))  # fmt: skip
+            mine[of[0][0]] = record
+            self._add(record)
+
+    def _add(self, record: Charge) -> None:
+        if not record.voided:
+            channel = self.channels[record.channel_id]
+            channel.charged += record.amount
+            channel.tokens += record.tokens
+
+    def settle(self, task_id: str) -> None:
+        """The task's run ended: fold its records into one per channel and state (nothing of it is voided later:
+        a recovery voids only the events after the task's last settled turn)."""
+        mine = self.charges.get(task_id)
+        if not mine or len(mine) == 1:
+            return
+        folded: dict[tuple[str, bool], tuple[int, Charge]] = {}
+        for first, record in sorted(mine.items()):
+            key = (record.channel_id, record.voided)
+            if key not in folded:
+                folded[key] = (first, Charge(record.channel_id, 0, 0, array("I"), record.voided))
+            into = folded[key][1]
+            into.tokens += record.tokens
+            into.amount += record.amount
+            into.events.extend(record.events)
+        self.charges[task_id] = dict(folded.values())
+
+    def charged_events(self, task_id: str) -> set[int]:
+        """The ids of the task's events that were charged (voided or not)."""
+        return {event_id for record in self.charges.get(task_id, {}).values() for event_id in record.events}
 
     async def void(self, task_id: str, after: int) -> int:
         return self._voided(task_id, after)
 
     def _voided(self, task_id: str, after: int) -> int:
         tokens = 0
-        for event_id, charge in self.charges.get(task_id, {}).items():
-            if event_id > after and not charge.voided:
+        for first, charge in self.charges.get(task_id, {}).items():
+            if first > after and not charge.voided:
                 charge.voided = True
                 channel = self.channels[charge.channel_id]
                 channel.charged -= charge.amount

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ LOAD_CHANNELS = """SELECT id, owner, deposit, token_rate, model, state, created_
     FROM channels ORDER BY created_at"""
 # rowid order is binding order: the receipt lists a channel's tasks as they came
 LOAD_BINDINGS = "SELECT task_id, channel_id FROM channel_tasks ORDER BY rowid"
-LOAD_CHARGES = "SELECT task_id, channel_id, events, voided FROM charges"
+LOAD_CHARGES = "SELECT task_id, seq, channel_id, tokens, amount, events, voided FROM charges"
 
 
 class SQLiteLedger(MemoryLedger):
@@ -57,16 +58,14 @@ class SQLiteLedger(MemoryLedger):
                                  closed))  # fmt: skip
         for task_id, channel_id in bindings:
             self._bound(channel_id, task_id)
-        for task_id, channel_id, events, voided in charges:
-            channel = self.channels[channel_id]
-            mine = self.charges.setdefault(task_id, {})
-            for item in events.split(","):
-                seq, _, tokens = item.partition(":")
-                charge = Charge(channel_id, int(tokens), int(tokens) * channel.token_rate, bool(voided))
-                mine[int(seq)] = charge
-                if not charge.voided:
-                    channel.charged += charge.amount
-                    channel.tokens += charge.tokens
+        for task_id, seq, channel_id, tokens, amount, events, voided in charges:
+            ids = array("I", (int(item.partition(":")[0]) for item in events.split(",")))
+            record = Charge(channel_id, int(tokens), int(amount), ids, bool(voided))
+            self.charges.setdefault(task_id, {})[int(seq)] = record
+            self._add(record)
+        for task_id, channel_id in self.bindings.items():
+            if self.channels[channel_id].state != ChannelState.OPEN:
+                self.settle(task_id)  # a closed channel's tasks ended before it closed: nothing to void
 
     async def open(self, channel: Channel) -> None:
         row = (channel.id, channel.owner, str(channel.deposit), str(channel.token_rate), channel.model,

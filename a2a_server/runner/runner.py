@@ -192,6 +192,8 @@ class Runner:
         if run.on_cancel is not None:  # only our own: a runner that took the task over has its own
             self.control.unwatch(run.task.id, run.on_cancel)
         run.settled.set()
+        if run.meter is not None:
+            run.meter.ledger.settle(run.task.id)  # after its final event: nothing of this run is voided later
         self.metrics.active.set(len(self._runs))
         state = run.task.status.state
         if state.terminal:
