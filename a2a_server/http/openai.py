@@ -184,6 +184,10 @@ def parse_chat(body: Any, accept: str) -> ChatRequest:
     for name, target in PARAMS.items():
         if body.get(name) is not None:
             metadata[target], names[target] = body[name], name
+    # a billing channel (the token-billing extension) rides in OpenAI's own ``metadata`` map: {"channel": id}
+    extra = body.get("metadata")
+    if isinstance(extra, dict) and extra.get("channel") is not None:
+        metadata["channel"], names["metadata.channel"] = extra["channel"], "metadata.channel"
     streaming = stream if stream is not None else "text/event-stream" in accept
     return ChatRequest(model, messages, streaming, bool((options or {}).get("include_usage")), metadata, names)
 

@@ -155,3 +155,14 @@ def test_the_cli_final_line_shows_the_cost(priced_server: ServerProcess) -> None
         assert r.returncode == 0, r.stderr
         last = r.stdout.splitlines()[-1]
         assert last.startswith("usage: ") and f"cost={COST}" in last, r.stdout
+
+
+async def test_an_openai_completion_on_a_billing_channel_costs_its_tokens(http: httpx.AsyncClient) -> None:
+    channel = await rpc(http, "OpenChannel", {"deposit": "30", "tokenRate": "10"})
+    body = {"model": "words", "messages": [{"role": "user", "content": TEXT}], "metadata": {"channel": channel["id"]}}
+    whole = (await http.post("/v1/chat/completions", json=body)).json()
+    # four words, but the channel pays for three: the answer is cut short like max_tokens would
+    assert whole["usage"]["completion_tokens"] == 3 and whole["usage"]["cost"] == "30"
+    assert whole["choices"][0]["finish_reason"] == "length"
+    refused = await http.post("/v1/chat/completions", json=body)  # nothing left for one more token
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "metadata.channel"
