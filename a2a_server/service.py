@@ -146,8 +146,6 @@ class TaskService:
         _validate(skill, req)
         req.message.task_id, req.message.context_id = task.id, task.context_id
         task.history.append(req.message)
-        if channel is not None and self.channels is not None:
-            await self.channels.bind(channel, task.id)  # before it can run: its first chunk is charged
         after, deferred = 0, False
         if existing is None and req.task_id:
             await _created(self.store.create(task), task.id)  # an id the client chose may be taken
@@ -162,6 +160,8 @@ class TaskService:
         # a continued task's turn is logged already (its working status): that one is read back
         follower = self.event_log.follow(task.id, after, fresh=existing is None) if follow or deferred else None
         with_context = existing is None and req.context_id is not None
+        if channel is not None and self.channels is not None:
+            await self.channels.bind(channel, task.id)  # once the task is ours, before it can run
         await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task, create=deferred))
         if deferred and not follow and follower is not None:
             async with follower:  # the caller may read the task next: answer once it is stored

@@ -62,7 +62,7 @@ class MemoryLedger:
         self._bound(channel_id, task_id)
 
     def _bound(self, channel_id: str, task_id: str) -> None:
-        if self.bindings.get(task_id) != channel_id:
+        if task_id not in self.bindings:  # the first channel of a task stays its channel (a later turn's is ignored)
             self.bindings[task_id] = channel_id
             self.by_channel.setdefault(channel_id, []).append(task_id)
 
