@@ -60,7 +60,7 @@ def _expires_in(params: Mapping[str, Any]) -> float | None:
             raw = float(raw.removesuffix("s"))  # ProtoJSON durations are "30s"
     if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not 0 < raw <= MAX_EXPIRES_IN:
         raise InvalidParams(
-            f"Invalid params: expiresIn must be a number of seconds from 1 to {MAX_EXPIRES_IN}, got {raw!r}",
+            f"Invalid params: expiresIn must be a positive number of seconds, at most {MAX_EXPIRES_IN}, got {raw!r}",
             param="expiresIn",
         )
     return float(raw)
