@@ -19,11 +19,12 @@ from a2a_server.consumers.guard import UrlGuard
 from a2a_server.consumers.push import Policy, PushSender
 from a2a_server.consumers.webhook import Webhook
 from a2a_server.http import routes
+from a2a_server.http.extensions import ExtensionsEcho
 from a2a_server.http.state import AppState
 from a2a_server.metrics import Metrics
 from a2a_server.rpc import Dispatcher
 from a2a_server.runner import Runner
-from a2a_server.service import TaskService
+from a2a_server.service import Channels, TaskService
 from a2a_server.skill import Skill, SkillRegistry, load_skill
 
 log = logging.getLogger("a2a_server")
@@ -77,6 +78,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             cancel_grace=settings.cancel_grace, push=backend.push, push_guard=UrlGuard(settings.push_allow),
         )  # fmt: skip
         sender = _push_sender(settings, backend, service, metrics)
+        # billing channels (issue 12): the service checks and closes them, the runner charges per chunk
+        runner.ledger = backend.ledger
+        service.channels = Channels(backend.ledger, lambda task_id: service.cancel(task_id, None))
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
         )
@@ -86,6 +90,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
         await runner.start()
         if sender is not None:
             await sender.start()
+        service.channels.start()  # channels that expire while the server was down close now
         purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
         announcer = asyncio.create_task(_announce_when_ready(registry, settings))
         try:
@@ -101,7 +106,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
                 await skill.close()
             await backend.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+    # the A2A-Extensions echo (token billing) wraps every response, CORS included
+    middleware = [*_middleware(settings), Middleware(ExtensionsEcho)]
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=middleware)
 
 
 def _push_sender(settings: Settings, backend: Backend, service: TaskService, metrics: Metrics) -> PushSender | None:
@@ -169,8 +176,8 @@ def _middleware(settings: Settings) -> list[Middleware]:
             allow_origins=["*"] if wildcard else settings.cors_origins,
             allow_credentials=not wildcard,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept"],
-            expose_headers=["X-A2A-Task-Id", "ETag"],
+            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept", "A2A-Extensions"],
+            expose_headers=["X-A2A-Task-Id", "ETag", "A2A-Extensions"],
             max_age=600,
         )
     ]

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from a2a_server.extensions import card_entries
 from a2a_server.skill import SkillCard, SkillRegistry
 
 JSON = dict[str, Any]
@@ -73,11 +74,14 @@ def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | Non
         "capabilities": {"streaming": True, "pushNotifications": True, "extendedAgentCard": False},
         "skills": skills_json,
     }
+    extensions = card_entries(skills)  # the token-billing extension (issue 12)
+    card["capabilities"]["extensions"] = extensions
     if version == "1.0":
         return card
     if version is not None:
         del card["supportedInterfaces"]
     card["capabilities"] = {"streaming": True, "pushNotifications": True, "stateTransitionHistory": True}
+    card["capabilities"]["extensions"] = extensions
     card.update(
         {
             "url": rpc_url,

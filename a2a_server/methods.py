@@ -26,6 +26,11 @@ class Op(Enum):
     PUSH_LIST = "push-list"
     PUSH_DELETE = "push-delete"
     EXTENDED_CARD = "extended-card"
+    # billing channels (the token-billing extension, issue 12)
+    CHANNEL_OPEN = "channel-open"
+    CHANNEL_GET = "channel-get"
+    CHANNEL_LIST = "channel-list"
+    CHANNEL_CLOSE = "channel-close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,15 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     ("ListTaskPushNotificationConfigs", V10, Op.PUSH_LIST),
     ("DeleteTaskPushNotificationConfig", V10, Op.PUSH_DELETE),
     ("GetExtendedAgentCard", V10, Op.EXTENDED_CARD),
+    # billing channels (urn:a2a-server:ext:token-billing:v1): 0.x names shared by 0.1 and 0.3, then 1.0
+    ("channels/open", None, Op.CHANNEL_OPEN),
+    ("channels/get", None, Op.CHANNEL_GET),
+    ("channels/list", None, Op.CHANNEL_LIST),
+    ("channels/close", None, Op.CHANNEL_CLOSE),
+    ("OpenChannel", V10, Op.CHANNEL_OPEN),
+    ("GetChannel", V10, Op.CHANNEL_GET),
+    ("ListChannels", V10, Op.CHANNEL_LIST),
+    ("CloseChannel", V10, Op.CHANNEL_CLOSE),
 ]
 
 METHODS: dict[str, MethodSpec] = {name: MethodSpec(name, dialect, op) for name, dialect, op in _ROWS}
@@ -102,6 +116,11 @@ _REST_ROWS: list[tuple[str, str, str]] = [
     ("GET", "/tasks/{id}", "GetTask"),
     ("GET", "/tasks", "ListTasks"),
     ("GET", "/extendedAgentCard", "GetExtendedAgentCard"),
+    # billing channels: ``:close`` before ``/channels/{id}``
+    ("POST", "/channels/{id}:close", "CloseChannel"),
+    ("POST", "/channels", "OpenChannel"),
+    ("GET", "/channels", "ListChannels"),
+    ("GET", "/channels/{id}", "GetChannel"),
 ]
 
 REST_ROUTES: list[RestRoute] = [RestRoute(verb, path, METHODS[name]) for verb, path, name in _REST_ROWS]

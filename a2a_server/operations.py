@@ -23,7 +23,7 @@ from a2a_server.errors import (
 )
 from a2a_server.methods import Op
 from a2a_server.model import LoggedEvent, MessageEvent, StatusEvent, TaskState
-from a2a_server.service import ANONYMOUS, TaskFollow, TaskService
+from a2a_server.service import ANONYMOUS, Channels, TaskFollow, TaskService
 
 
 @dataclass(slots=True)
@@ -74,7 +74,7 @@ Handler = Callable[[TaskService, Call, Dialect, Any], Awaitable["JSON | StreamPl
 
 
 async def send(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    req = dialect.parse_send(params)
+    req = _seed_channel(dialect.parse_send(params), params)
     if wants_stream(call, params):
         return await _open_stream(service, call, dialect, req)
     timeout = call.blocking_timeout
@@ -83,7 +83,7 @@ async def send(service: TaskService, call: Call, dialect: Dialect, params: Any) 
 
 
 async def stream(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    return await _open_stream(service, call, dialect, dialect.parse_send(params))
+    return await _open_stream(service, call, dialect, _seed_channel(dialect.parse_send(params), params))
 
 
 async def _open_stream(service: TaskService, call: Call, dialect: Dialect, req: SendRequest) -> StreamPlan:
@@ -177,6 +177,35 @@ async def extended_card(service: TaskService, call: Call, dialect: Dialect, para
     raise ExtendedCardNotConfigured()
 
 
+def _channels(service: TaskService) -> Channels:
+    if service.channels is None:
+        raise UnsupportedOperation("Billing channels are not available on this server")
+    return service.channels
+
+
+async def channel_open(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return (await _channels(service).open(params, call.owner)).to_wire()
+
+
+async def channel_get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return (await _channels(service).get(params, call.owner)).to_wire()
+
+
+async def channel_list(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return {"channels": [c.to_wire() for c in await _channels(service).list(call.owner)]}
+
+
+async def channel_close(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return (await _channels(service).close(params, call.owner)).to_wire()
+
+
+def _seed_channel(req: SendRequest, params: Any) -> SendRequest:
+    """``params.channel`` (the seed's style) is ``metadata.channel``."""
+    if isinstance(params, dict) and "channel" in params:
+        req.metadata.setdefault("channel", params["channel"])
+    return req
+
+
 HANDLERS: dict[Op, Handler] = {
     Op.SEND: send,
     Op.STREAM: stream,
@@ -189,6 +218,10 @@ HANDLERS: dict[Op, Handler] = {
     Op.PUSH_LIST: push_list,
     Op.PUSH_DELETE: push_delete,
     Op.EXTENDED_CARD: extended_card,
+    Op.CHANNEL_OPEN: channel_open,
+    Op.CHANNEL_GET: channel_get,
+    Op.CHANNEL_LIST: channel_list,
+    Op.CHANNEL_CLOSE: channel_close,
 }
 
 

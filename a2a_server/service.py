@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from a2a_server.channels import Channels
 from a2a_server.consumers.guard import UrlGuard
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import (
@@ -31,6 +32,7 @@ from a2a_server.errors import (
     TaskNotFound,
     UnsupportedOperation,
 )
+from a2a_server.ledger import Channel, ChannelState, Ledger, Receipt
 from a2a_server.metrics import Metrics
 from a2a_server.model import LoggedEvent, Message, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import (
@@ -55,7 +57,10 @@ from a2a_server.skill import InvalidSkillParams, Skill, SkillRegistry, UnknownSk
 log = logging.getLogger("a2a_server.tasks")
 
 # what transports may name besides the service itself
-__all__ = ["ANONYMOUS", "EventFilter", "GlobalEvent", "Submitted", "TaskFollow", "TaskPage", "TaskService"]
+__all__ = [
+    "ANONYMOUS", "Channel", "ChannelState", "Channels", "EventFilter", "GlobalEvent", "Receipt", "Submitted",
+    "TaskFollow", "TaskPage", "TaskService",
+]  # fmt: skip
 
 ANONYMOUS = "anonymous"
 # a non-blocking send of a new task waits this long for its run's first write, then stores the task itself
@@ -101,10 +106,13 @@ class TaskService:
         cancel_grace: float = 2.0,
         push: PushStore | None = None,
         push_guard: UrlGuard | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.store, self.event_log, self.queue, self.control, self.skills = store, events, queue, control, skills
         # push notification configs (set/get/list/delete; a config given with a message is stored by submit)
         self.push = PushConfigs(push, events, self.get, push_guard)
+        # billing channels (issue 12): a send naming one is checked here and charged by its run
+        self.channels = Channels(ledger, lambda task_id: self.cancel(task_id, None)) if ledger is not None else None
         self.metrics = metrics or Metrics()
         self.live = live
         # the co-located runner takes follow-up messages for the tasks it runs (a remote runner: not yet)
@@ -149,6 +157,7 @@ class TaskService:
                 owner=owner,
                 epoch=1,  # the epoch of the first delivery: it writes without a take-over
             )
+        channel = await self.channels.check(req.metadata, owner) if self.channels is not None else None
         _validate(skill, req)
         if existing is None and req.push is not None:
             push = await self.push.prepare(task, req.push, dialect, after=0)
@@ -171,6 +180,8 @@ class TaskService:
         with_context = existing is None and req.context_id is not None
         if push is not None:  # stored before the run can log anything: it is delivered from the first event
             await self.push.save(push)
+        if channel is not None and self.channels is not None:
+            await self.channels.bind(channel, task.id)  # once the task is ours, before it can run
         await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task, create=deferred))
         if deferred and not follow and follower is not None:
             async with follower:  # the caller may read the task next: answer once it is stored
@@ -364,6 +375,8 @@ class TaskService:
     def close(self) -> None:
         """Take no new tasks (the runners drain the running ones)."""
         self.closing = True
+        if self.channels is not None:
+            self.channels.close_sweeper()
 
 
 def _validate(skill: Skill, req: SendRequest) -> None:

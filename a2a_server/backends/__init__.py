@@ -7,15 +7,18 @@ sqlite   the embedded default: tasks and logs in one file, queue and control in 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from a2a_server.backends.ledger import MemoryLedger
 from a2a_server.backends.local import LocalControl, LocalQueue
 from a2a_server.backends.lock import StoreLock, StoreLocked
 from a2a_server.backends.memory import MemoryStore
 from a2a_server.backends.memory_push import MemoryPushStore
 from a2a_server.backends.sqlite import SQLiteStore
+from a2a_server.backends.sqlite_ledger import SQLiteLedger
 from a2a_server.backends.sqlite_push import SQLitePushStore
+from a2a_server.ledger import Ledger
 from a2a_server.ports import Control, EventLog, PushStore, TaskQueue, TaskStore
 
 
@@ -53,6 +56,8 @@ class Backend:
     describe: str
     # push notification configs and their delivery state (None: this backend has no push store)
     push: PushStore | None = None
+    # billing channels (issue 12); a backend without its own keeps them in memory
+    ledger: Ledger = field(default_factory=MemoryLedger)
 
     async def close(self) -> None:
         await self.queue.close()
@@ -67,10 +72,12 @@ async def open_backend(url: str, *, buffer_limit: int = 8192, lease_seconds: flo
     if path is None:
         store, describe = MemoryStore(buffer_limit), "memory (nothing survives a restart)"
         push = MemoryPushStore()
+        ledger: Ledger = MemoryLedger()
     else:
         store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit), str(path)
         push = SQLitePushStore(store)
-    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe, push)
+        ledger = await SQLiteLedger.open_on(store)
+    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe, push=push, ledger=ledger)
 
 
 def check_free(url: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from a2a_server.backends import MemoryPushStore, SQLitePushStore, SQLiteStore
+from a2a_server.backends.sqlite_schema import SCHEMA_VERSION
 from a2a_server.model import Task, TaskState, TaskStatus
 from a2a_server.ports import Delivery, PushConfig, PushStore
 
@@ -78,4 +79,4 @@ async def test_sqlite_configs_survive_a_reopen_and_go_with_a_purged_task(tmp_pat
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
