@@ -42,6 +42,7 @@ typecheck: $(STAMP) ## mypy --strict over the package, the skills and the tests
 bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers
 	bash bench/run
 	$(BIN)/python -m bench.inference
+	$(BIN)/python -m bench.billing
 
 clean: ## remove the virtual environment
 	rm -rf $(VENV)

@@ -14,17 +14,21 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from a2a_server import card
-from a2a_server.backends import StoreLocked, check_free, open_backend, roles_of, store_path
+from a2a_server.backends import Backend, StoreLocked, check_free, open_backend, roles_of, store_path
 from a2a_server.config import Settings
+from a2a_server.consumers.guard import UrlGuard
+from a2a_server.consumers.push import Policy, PushSender
+from a2a_server.consumers.webhook import Webhook
 from a2a_server.http import routes
 from a2a_server.http.auth import Gate
+from a2a_server.http.extensions import ExtensionsEcho
 from a2a_server.http.state import AppState
 from a2a_server.keys import KeyFileError, Keyring
 from a2a_server.limits import LimitedService, Limits
 from a2a_server.metrics import Metrics
 from a2a_server.rpc import Dispatcher
 from a2a_server.runner import Runner
-from a2a_server.service import TaskService
+from a2a_server.service import Channels, TaskService
 from a2a_server.skill import Skill, SkillRegistry, load_skill
 
 log = logging.getLogger("a2a_server")
@@ -78,8 +82,13 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
         # without keys every caller is 'anonymous': a cap per owner would be one cap for the whole server, so none
         service: TaskService = LimitedService(
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
-            cancel_grace=settings.cancel_grace, limits=limits if keyring else replace(limits, running_tasks=0),
+            cancel_grace=settings.cancel_grace, push=backend.push, push_guard=UrlGuard(settings.push_allow),
+            limits=limits if keyring else replace(limits, running_tasks=0),
         )  # fmt: skip
+        sender = _push_sender(settings, backend, service, metrics)
+        # billing channels (issue 12): the service checks and closes them, the runner charges per chunk
+        runner.ledger = backend.ledger
+        service.channels = Channels(backend.ledger, lambda task_id: service.cancel(task_id, None))
         drainer = lambda grace: _drain(service, runner, grace)  # noqa: E731
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, drainer, keyring=keyring
@@ -88,6 +97,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             await skill.start()
         await runner.recover()
         await runner.start()
+        if sender is not None:
+            await sender.start()
+        service.channels.start()  # channels that expire while the server was down close now
         purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
         announcer = asyncio.create_task(_announce_when_ready(registry, settings))
         try:
@@ -97,12 +109,30 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             if purger is not None:
                 purger.cancel()
             await _drain(service, runner, settings.shutdown_grace)
+            if sender is not None:  # after the runs ended: their last events were handed over (or are in the log)
+                await sender.close()
             for skill in registry:
                 await skill.close()
             await backend.close()
 
+    # the A2A-Extensions echo (token billing) wraps every response, CORS included; the gate (keys, scopes,
+    # limits) is inside both, so that its refusals carry their headers too
     gate = Middleware(Gate, keyring=keyring, limits=limits, max_body_bytes=settings.max_body_bytes)
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=[*_middleware(settings), gate])
+    middleware = [*_middleware(settings), Middleware(ExtensionsEcho), gate]
+    return Starlette(routes=routes(), lifespan=lifespan, middleware=middleware)
+
+
+def _push_sender(settings: Settings, backend: Backend, service: TaskService, metrics: Metrics) -> PushSender | None:
+    """The webhook sender, co-located with the API: it follows the log of every task that has a push config."""
+    push = backend.push
+    if push is None:
+        return None
+    webhook = Webhook(UrlGuard(settings.push_allow), timeout=settings.push_timeout, user_agent="a2a-server push",
+                      ca_file=settings.push_ca_file)  # fmt: skip
+    policy = Policy(settings.push_max_failures, settings.push_retry_base, settings.push_retry_max)
+    sender = PushSender(push, backend.store, backend.events, webhook, policy, metrics)
+    service.push.watcher = sender
+    return sender
 
 
 async def drain(app: Starlette, grace: float) -> None:
@@ -158,8 +188,16 @@ def _middleware(settings: Settings) -> list[Middleware]:
             allow_origins=["*"] if wildcard else settings.cors_origins,
             allow_credentials=not wildcard,
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["Content-Type", "Authorization", "A2A-Version", "Last-Event-ID", "Accept", "X-API-Key"],
-            expose_headers=["X-A2A-Task-Id", "ETag", "Retry-After", "WWW-Authenticate"],
+            allow_headers=[
+                "Content-Type",
+                "Authorization",
+                "A2A-Version",
+                "Last-Event-ID",
+                "Accept",
+                "A2A-Extensions",
+                "X-API-Key",
+            ],
+            expose_headers=["X-A2A-Task-Id", "ETag", "A2A-Extensions", "Retry-After", "WWW-Authenticate"],
             max_age=600,
         )
     ]

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from a2a_server.extensions import card_entries
 from a2a_server.skill import SkillCard, SkillRegistry
 
 JSON = dict[str, Any]
@@ -76,14 +77,17 @@ def _build(static: JSON, skills: SkillRegistry, base_url: str, version: str | No
     card: JSON = {
         **{k: v for k, v in static.items() if k not in ("skills", "capabilities")},
         "supportedInterfaces": interfaces,
-        "capabilities": {"streaming": True, "pushNotifications": False, "extendedAgentCard": False},
+        "capabilities": {"streaming": True, "pushNotifications": True, "extendedAgentCard": False},
         "skills": skills_json,
     }
+    extensions = card_entries(skills)  # the token-billing extension (issue 12)
+    card["capabilities"]["extensions"] = extensions
     if version == "1.0":
         return card
     if version is not None:
         del card["supportedInterfaces"]
-    card["capabilities"] = {"streaming": True, "pushNotifications": False, "stateTransitionHistory": True}
+    card["capabilities"] = {"streaming": True, "pushNotifications": True, "stateTransitionHistory": True}
+    card["capabilities"]["extensions"] = extensions
     card.update(
         {
             "url": rpc_url,

@@ -71,6 +71,15 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
             p.add_argument("--rate-limit", type=float, help="requests per second per key (default 50; 0 = off)")
             p.add_argument("--max-running-tasks", type=int, help="tasks one key may run at once (default 32)")
             p.add_argument("--max-streams", type=int, help="SSE streams one key may hold open (default 64)")
+            p.add_argument(
+                "--push-allow",
+                help="comma-separated hosts, IPs or CIDRs webhooks may call although they are loopback or private, "
+                "over http too (A2A_PUSH_ALLOW); default: https to public addresses only",
+            )
+            p.add_argument(
+                "--push-ca-file", type=Path, help="PEM file of extra CAs webhook certificates may chain to "
+                "(A2A_PUSH_CA_FILE)"
+            )
         else:
             p.add_argument("--version", dest="card_version", help="1.0 or 0.3 (default: the compat card)")
     for ep in sorted(_plugins().values(), key=lambda ep: ep.name):
@@ -104,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     # no subcommand named: this is `a2a-server --help` (or a usage error), the one place plugins are described
     args = _parser(describe_plugins=all(a.startswith("-") for a in argv)).parse_args(argv)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "card_version")}
-    for listed in ("skills", "cors_origins"):
+    for listed in ("skills", "cors_origins", "push_allow"):
         if overrides.get(listed):
             overrides[listed] = [s.strip() for s in overrides[listed].split(",") if s.strip()]
     try:

@@ -49,6 +49,19 @@ class Settings:
     # CORS allow-list; empty = CORS off
     cors_origins: list[str] = field(default_factory=list)
 
+    # push notifications: hosts, IPs or CIDRs a webhook may call although they are not public (and over plain
+    # http); everything else must be https to a public address (the SSRF guard, consumers/guard.py)
+    push_allow: list[str] = field(default_factory=list)
+    # failed attempts in a row before a config shows "failing" (delivery goes on, at push_retry_max)
+    push_max_failures: int = 5
+    # the first retry waits ~push_retry_base seconds, doubling up to push_retry_max (with jitter)
+    push_retry_base: float = 1.0
+    push_retry_max: float = 300.0
+    # seconds one webhook call may take
+    push_timeout: float = 10.0
+    # a PEM file of CA certificates webhooks may also present (an internal CA), besides the system's
+    push_ca_file: Path | None = None
+
     # callers (README "Security"): the keys file (None = auth off), and the limits per principal (per client
     # address with auth off; loopback clients are not rate-limited then). 0 turns a limit off.
     api_keys_file: Path | None = None
@@ -86,9 +99,9 @@ def _coerce(name: str, raw: str) -> Any:
     default = Settings.__dataclass_fields__[name]
     kind = default.type
     try:
-        if name in ("skills", "cors_origins"):
+        if name in ("skills", "cors_origins", "push_allow"):
             return [s.strip() for s in raw.split(",") if s.strip()]
-        if name in ("card_file", "api_keys_file"):
+        if name in ("card_file", "push_ca_file", "api_keys_file"):
             return Path(raw)
         if kind == "int":
             return int(raw)

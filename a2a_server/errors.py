@@ -9,6 +9,8 @@ A2AError                          code    http
 ├── InvalidRequest                -32600  400
 ├── MethodNotFound                -32601  404
 ├── InvalidParams                 -32602  400
+│   ├── ChannelNotFound                   404   a billing channel that is not there (or another caller's)
+│   └── ChannelClosed                     409   a closed or expired billing channel
 ├── TaskNotFound                  -32001  404
 ├── TaskNotCancelable             -32002  409
 ├── PushNotSupported              -32003  400
@@ -75,6 +77,18 @@ class InvalidRequest(A2AError):
 class InvalidParams(A2AError):
     code_value = INVALID_PARAMS
     http_status = 400
+
+
+class ChannelNotFound(InvalidParams):
+    http_status = 404
+
+    def __init__(self, channel_id: str, param: str) -> None:
+        super().__init__(f"Invalid params: {param}: no billing channel {channel_id!r}", {"channelId": channel_id},
+                         param=param, cause="channel_not_found")  # fmt: skip
+
+
+class ChannelClosed(InvalidParams):
+    http_status = 409
 
 
 class MethodNotFound(A2AError):

@@ -21,8 +21,16 @@ class Op(Enum):
     LIST = "list"
     CANCEL = "cancel"
     RESUBSCRIBE = "resubscribe"
-    PUSH_CONFIG = "push-config"
+    PUSH_SET = "push-set"
+    PUSH_GET = "push-get"
+    PUSH_LIST = "push-list"
+    PUSH_DELETE = "push-delete"
     EXTENDED_CARD = "extended-card"
+    # billing channels (the token-billing extension, issue 12)
+    CHANNEL_OPEN = "channel-open"
+    CHANNEL_GET = "channel-get"
+    CHANNEL_LIST = "channel-list"
+    CHANNEL_CLOSE = "channel-close"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +52,8 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     # v0.1
     ("tasks/send", V01, Op.SEND),
     ("tasks/sendSubscribe", V01, Op.STREAM),
-    ("tasks/pushNotification/set", V01, Op.PUSH_CONFIG),
-    ("tasks/pushNotification/get", V01, Op.PUSH_CONFIG),
+    ("tasks/pushNotification/set", V01, Op.PUSH_SET),
+    ("tasks/pushNotification/get", V01, Op.PUSH_GET),
     # shared by v0.1 and v0.3
     ("tasks/get", None, Op.GET),
     ("tasks/cancel", None, Op.CANCEL),
@@ -53,10 +61,10 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     # v0.2 / v0.3
     ("message/send", V03, Op.SEND),
     ("message/stream", V03, Op.STREAM),
-    ("tasks/pushNotificationConfig/set", V03, Op.PUSH_CONFIG),
-    ("tasks/pushNotificationConfig/get", V03, Op.PUSH_CONFIG),
-    ("tasks/pushNotificationConfig/list", V03, Op.PUSH_CONFIG),
-    ("tasks/pushNotificationConfig/delete", V03, Op.PUSH_CONFIG),
+    ("tasks/pushNotificationConfig/set", V03, Op.PUSH_SET),
+    ("tasks/pushNotificationConfig/get", V03, Op.PUSH_GET),
+    ("tasks/pushNotificationConfig/list", V03, Op.PUSH_LIST),
+    ("tasks/pushNotificationConfig/delete", V03, Op.PUSH_DELETE),
     ("agent/getAuthenticatedExtendedCard", V03, Op.EXTENDED_CARD),
     # v1.0
     ("SendMessage", V10, Op.SEND),
@@ -65,11 +73,20 @@ _ROWS: list[tuple[str, Dialect | None, Op]] = [
     ("ListTasks", V10, Op.LIST),
     ("CancelTask", V10, Op.CANCEL),
     ("SubscribeToTask", V10, Op.RESUBSCRIBE),
-    ("CreateTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
-    ("GetTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
-    ("ListTaskPushNotificationConfigs", V10, Op.PUSH_CONFIG),
-    ("DeleteTaskPushNotificationConfig", V10, Op.PUSH_CONFIG),
+    ("CreateTaskPushNotificationConfig", V10, Op.PUSH_SET),
+    ("GetTaskPushNotificationConfig", V10, Op.PUSH_GET),
+    ("ListTaskPushNotificationConfigs", V10, Op.PUSH_LIST),
+    ("DeleteTaskPushNotificationConfig", V10, Op.PUSH_DELETE),
     ("GetExtendedAgentCard", V10, Op.EXTENDED_CARD),
+    # billing channels (urn:a2a-server:ext:token-billing:v1): 0.x names shared by 0.1 and 0.3, then 1.0
+    ("channels/open", None, Op.CHANNEL_OPEN),
+    ("channels/get", None, Op.CHANNEL_GET),
+    ("channels/list", None, Op.CHANNEL_LIST),
+    ("channels/close", None, Op.CHANNEL_CLOSE),
+    ("OpenChannel", V10, Op.CHANNEL_OPEN),
+    ("GetChannel", V10, Op.CHANNEL_GET),
+    ("ListChannels", V10, Op.CHANNEL_LIST),
+    ("CloseChannel", V10, Op.CHANNEL_CLOSE),
 ]
 
 METHODS: dict[str, MethodSpec] = {name: MethodSpec(name, dialect, op) for name, dialect, op in _ROWS}
@@ -99,6 +116,11 @@ _REST_ROWS: list[tuple[str, str, str]] = [
     ("GET", "/tasks/{id}", "GetTask"),
     ("GET", "/tasks", "ListTasks"),
     ("GET", "/extendedAgentCard", "GetExtendedAgentCard"),
+    # billing channels: ``:close`` before ``/channels/{id}``
+    ("POST", "/channels/{id}:close", "CloseChannel"),
+    ("POST", "/channels", "OpenChannel"),
+    ("GET", "/channels", "ListChannels"),
+    ("GET", "/channels/{id}", "GetChannel"),
 ]
 
 REST_ROUTES: list[RestRoute] = [RestRoute(verb, path, METHODS[name]) for verb, path, name in _REST_ROWS]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -44,6 +45,14 @@ class Metrics:
         )
         self.queue_depth = Gauge("a2a_queue_depth", "Tasks waiting for a skill's capacity", ["skill"], registry=r)
         self._queue_probes: dict[str, Callable[[], int]] = {}
+        # money in base units; a float counter is exact up to 2^53 per series, beyond that it is a trend only
+        self.cost = Counter("a2a_cost", "Cost of finished runs in base units, by model", ["model"], registry=r)
+
+        # push notifications: every webhook call by outcome (delivered, retry, gave_up)
+        self.push_attempts = Counter(
+            "a2a_push_attempts", "Webhook calls by outcome (delivered, retry, gave_up)", ["outcome"], registry=r
+        )
+
         # callers (http/auth.py, limits.py): refusals by reason (missing_key, invalid_key, missing_scope,
         # rate_limited, too_many_streams, too_many_tasks, too_many_parts, …); never a key, never a principal
         self.refusals = Counter(
@@ -66,6 +75,14 @@ class Metrics:
     @functools.cache  # noqa: B019
     def latency_histogram(self, method: str) -> Histogram:
         return self.latency.labels(method)
+
+    def count_cost(self, metadata: Mapping[str, Any]) -> None:
+        """Add a final status's ``usage.cost`` (a decimal string) to ``a2a_cost_total{model}``."""
+        usage = metadata.get("usage")
+        cost = usage.get("cost") if isinstance(usage, Mapping) else None
+        if isinstance(cost, str) and cost.isdigit():
+            model = metadata.get("model")
+            self.cost.labels(model if isinstance(model, str) else "").inc(int(cost))
 
     def probe_queue(self, skill: str, depth: Callable[[], int]) -> None:
         self._queue_probes[skill] = depth

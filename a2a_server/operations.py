@@ -14,16 +14,16 @@ from typing import Any
 from a2a_server import cursor
 from a2a_server.dialects import V10, Dialect
 from a2a_server.dialects.base import JSON, SendRequest, validate
+from a2a_server.dialects.push import PUSH
 from a2a_server.dialects.v10 import ListQuery
 from a2a_server.errors import (
     ExtendedCardNotConfigured,
     InvalidParams,
-    PushNotSupported,
     UnsupportedOperation,
 )
 from a2a_server.methods import Op
 from a2a_server.model import LoggedEvent, MessageEvent, StatusEvent, TaskState
-from a2a_server.service import ANONYMOUS, TaskFollow, TaskService
+from a2a_server.service import ANONYMOUS, Channels, TaskFollow, TaskService
 
 
 @dataclass(slots=True)
@@ -83,7 +83,7 @@ Handler = Callable[[TaskService, Call, Dialect, Any], Awaitable["JSON | StreamPl
 
 
 async def send(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    req = dialect.parse_send(params)
+    req = _seed_channel(dialect.parse_send(params), params)
     if wants_stream(call, params):
         return await _open_stream(service, call, dialect, req)
     timeout = call.blocking_timeout
@@ -92,7 +92,7 @@ async def send(service: TaskService, call: Call, dialect: Dialect, params: Any) 
 
 
 async def stream(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    return await _open_stream(service, call, dialect, dialect.parse_send(params))
+    return await _open_stream(service, call, dialect, _seed_channel(dialect.parse_send(params), params))
 
 
 async def _open_stream(service: TaskService, call: Call, dialect: Dialect, req: SendRequest) -> StreamPlan:
@@ -156,14 +156,65 @@ async def list_tasks(service: TaskService, call: Call, dialect: Dialect, params:
     }
 
 
-async def push_config(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
-    raise PushNotSupported()
+async def push_set(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    task_id, given = wire.parse_set(params)
+    return wire.config(await service.push.set(task_id, given, dialect.version, call.owner))
+
+
+async def push_get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    task_id, config_id = wire.parse_ref(params, need_id=False)
+    return wire.config(await service.push.get(task_id, config_id, call.owner))
+
+
+async def push_list(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    result: JSON = wire.configs(await service.push.list(wire.parse_task(params), call.owner))
+    return result
+
+
+async def push_delete(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    wire = PUSH[dialect.version]
+    task_id, config_id = wire.parse_ref(params, need_id=True)
+    await service.push.delete(task_id, config_id, call.owner)
+    result: JSON = wire.deleted()
+    return result
 
 
 async def extended_card(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     if call.card is None:
         raise ExtendedCardNotConfigured()
     return call.card("1.0" if dialect is V10 else "0.3")
+
+
+def _channels(service: TaskService) -> Channels:
+    if service.channels is None:
+        raise UnsupportedOperation("Billing channels are not available on this server")
+    return service.channels
+
+
+async def channel_open(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return (await _channels(service).open(params, call.owner)).to_wire()
+
+
+async def channel_get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return (await _channels(service).get(params, call.owner)).to_wire()
+
+
+async def channel_list(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return {"channels": [c.to_wire() for c in await _channels(service).list(call.owner)]}
+
+
+async def channel_close(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
+    return (await _channels(service).close(params, call.owner)).to_wire()
+
+
+def _seed_channel(req: SendRequest, params: Any) -> SendRequest:
+    """``params.channel`` (the seed's style) is ``metadata.channel``."""
+    if isinstance(params, dict) and "channel" in params:
+        req.metadata.setdefault("channel", params["channel"])
+    return req
 
 
 HANDLERS: dict[Op, Handler] = {
@@ -173,8 +224,15 @@ HANDLERS: dict[Op, Handler] = {
     Op.LIST: list_tasks,
     Op.CANCEL: cancel,
     Op.RESUBSCRIBE: resubscribe,
-    Op.PUSH_CONFIG: push_config,
+    Op.PUSH_SET: push_set,
+    Op.PUSH_GET: push_get,
+    Op.PUSH_LIST: push_list,
+    Op.PUSH_DELETE: push_delete,
     Op.EXTENDED_CARD: extended_card,
+    Op.CHANNEL_OPEN: channel_open,
+    Op.CHANNEL_GET: channel_get,
+    Op.CHANNEL_LIST: channel_list,
+    Op.CHANNEL_CLOSE: channel_close,
 }
 
 

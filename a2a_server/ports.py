@@ -258,3 +258,63 @@ class LiveView(Protocol):
     def live(self, task_id: str) -> tuple[Task, int] | None:
         """The running task as it is now and the id of the last event it reflects; None if not running here."""
         ...
+
+
+# ---------------------------------------------------------------------------------------------- push notifications
+
+
+@dataclass(slots=True)
+class Delivery:
+    """Where one push config's delivery stands; saved after every attempt, so a restart resumes from ``cursor``.
+
+    ``state``: "active" (delivering or caught up), "failing" (``max_failures`` attempts in a row failed; the
+    sender keeps retrying at the longest backoff), "done" (the task is terminal and every event was sent)."""
+
+    cursor: int = 0  # the id of the last event of the task that was delivered (or skipped: not sent by design)
+    state: str = "active"
+    attempts: int = 0  # failed attempts in a row for the event after ``cursor``
+    delivered: int = 0  # notifications accepted by the receiver (2xx)
+    last_status: str | None = None  # "200", "500", "timeout", "refused: …" — the outcome of the last attempt
+    last_attempt: str | None = None  # ISO 8601 UTC
+    next_try: str | None = None  # ISO 8601 UTC, while a retry is scheduled
+
+
+@dataclass(slots=True)
+class PushConfig:
+    """One webhook of one task. ``(task_id, id)`` is unique; ``owner`` is the task's owner; ``dialect`` is the
+    wire generation it was set in (it picks the payload shape); ``secret`` signs every notification."""
+
+    task_id: str
+    id: str
+    url: str
+    owner: str
+    dialect: str
+    secret: str
+    token: str | None = None
+    auth_scheme: str | None = None
+    auth_credentials: str | None = None
+    artifacts: bool = False  # also notify artifact updates (status changes are always notified)
+    created: str = ""
+    delivery: Delivery = field(default_factory=Delivery)
+
+
+class PushStore(Protocol):
+    """Push configs and each config's durable delivery state. ``owner`` is part of every read (None = any).
+
+    - ``put`` stores a config, replacing the one with the same ``(task_id, id)`` (its delivery state too).
+    - ``record`` saves a config's delivery state; False when the config is gone (deleted meanwhile).
+    - ``active`` lists every config not "done", oldest first: what a sender resumes after a restart.
+    - Implementations must not block the event loop.
+    """
+
+    async def put(self, config: PushConfig) -> None: ...
+
+    async def get(self, task_id: str, config_id: str, *, owner: str | None = None) -> PushConfig | None: ...
+
+    async def list(self, task_id: str, *, owner: str | None = None) -> builtins.list[PushConfig]: ...
+
+    async def delete(self, task_id: str, config_id: str, *, owner: str | None = None) -> bool: ...
+
+    async def record(self, task_id: str, config_id: str, delivery: Delivery) -> bool: ...
+
+    async def active(self) -> builtins.list[PushConfig]: ...

@@ -21,6 +21,8 @@ from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from a2a_server.channels import Channels
+from a2a_server.consumers.guard import UrlGuard
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import (
     InvalidParams,
@@ -30,6 +32,7 @@ from a2a_server.errors import (
     TaskNotFound,
     UnsupportedOperation,
 )
+from a2a_server.ledger import Channel, ChannelState, Ledger, Receipt
 from a2a_server.metrics import Metrics
 from a2a_server.model import LoggedEvent, Message, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import (
@@ -40,18 +43,24 @@ from a2a_server.ports import (
     Job,
     LeaseLost,
     LiveView,
+    PushConfig,
+    PushStore,
     TaskExists,
     TaskFollow,
     TaskPage,
     TaskQueue,
     TaskStore,
 )
+from a2a_server.push_configs import PushConfigs
 from a2a_server.skill import InvalidSkillParams, Skill, SkillRegistry, UnknownSkill
 
 log = logging.getLogger("a2a_server.tasks")
 
 # what transports may name besides the service itself
-__all__ = ["ANONYMOUS", "EventFilter", "GlobalEvent", "Submitted", "TaskFollow", "TaskPage", "TaskService"]
+__all__ = [
+    "ANONYMOUS", "Channel", "ChannelState", "Channels", "EventFilter", "GlobalEvent", "Receipt", "Submitted",
+    "TaskFollow", "TaskPage", "TaskService",
+]  # fmt: skip
 
 ANONYMOUS = "anonymous"
 # a non-blocking send of a new task waits this long for its run's first write, then stores the task itself
@@ -95,8 +104,15 @@ class TaskService:
         metrics: Metrics | None = None,
         live: LiveView | None = None,
         cancel_grace: float = 2.0,
+        push: PushStore | None = None,
+        push_guard: UrlGuard | None = None,
+        ledger: Ledger | None = None,
     ) -> None:
         self.store, self.event_log, self.queue, self.control, self.skills = store, events, queue, control, skills
+        # push notification configs (set/get/list/delete; a config given with a message is stored by submit)
+        self.push = PushConfigs(push, events, self.get, push_guard)
+        # billing channels (issue 12): a send naming one is checked here and charged by its run
+        self.channels = Channels(ledger, lambda task_id: self.cancel(task_id, None)) if ledger is not None else None
         self.metrics = metrics or Metrics()
         self.live = live
         # the co-located runner takes follow-up messages for the tasks it runs (a remote runner: not yet)
@@ -115,9 +131,16 @@ class TaskService:
         if self.closing:
             raise ShuttingDown()
         existing = await self.store.get(req.task_id, owner=owner) if req.task_id else None
+        push: PushConfig | None = None
+        if existing is not None and req.push is not None:  # delivers this turn's events on
+            last = await self.event_log.last_event_id(existing.id)
+            push = await self.push.prepare(existing, req.push, dialect, after=last)
         if existing is not None:
             skill = self._skill(existing.skill)
             if not existing.status.state.settled and getattr(skill, "accepts_followups", False):
+                _validate(skill, req)
+                if push is not None:
+                    await self.push.save(push)
                 return await self._follow_up(existing, skill, req, follow)
             _continuable(existing)
             task = existing
@@ -134,7 +157,10 @@ class TaskService:
                 owner=owner,
                 epoch=1,  # the epoch of the first delivery: it writes without a take-over
             )
+        channel = await self.channels.check(req.metadata, owner) if self.channels is not None else None
         _validate(skill, req)
+        if existing is None and req.push is not None:
+            push = await self.push.prepare(task, req.push, dialect, after=0)
         req.message.task_id, req.message.context_id = task.id, task.context_id
         task.history.append(req.message)
         after, deferred = 0, False
@@ -152,6 +178,10 @@ class TaskService:
         # a continued task's turn is logged already (its working status): that one is read back
         follower = self.event_log.follow(task.id, after, fresh=existing is None) if follow or deferred else None
         with_context = existing is None and req.context_id is not None
+        if push is not None:  # stored before the run can log anything: it is delivered from the first event
+            await self.push.save(push)
+        if channel is not None and self.channels is not None:
+            await self.channels.bind(channel, task.id)  # once the task is ours, before it can run
         await self.queue.put(Job(task.id, task.skill, task.epoch, req.metadata, with_context, task, create=deferred))
         if deferred and not follow and follower is not None:
             async with follower:  # the caller may read the task next: answer once it is stored
@@ -345,6 +375,8 @@ class TaskService:
     def close(self) -> None:
         """Take no new tasks (the runners drain the running ones)."""
         self.closing = True
+        if self.channels is not None:
+            self.channels.close_sweeper()
 
 
 def _validate(skill: Skill, req: SendRequest) -> None:

@@ -44,10 +44,18 @@ class Status:
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """A chunk of the task's streamed text artifact; ``last`` marks the final chunk when known."""
+    """A chunk of the task's streamed text artifact; ``last`` marks the final chunk when known.
+
+    ``tokens``: how many model tokens the chunk stands for (a billing channel charges them); None counts a
+    chunk with text as one token (a word of the echo skill) and an empty one as none."""
 
     text: str
     last: bool = False
+    tokens: int | None = None
+
+    @property
+    def count(self) -> int:
+        return self.tokens if self.tokens is not None else (1 if self.text else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +86,10 @@ class SkillContext:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     # messages for this task that arrived while it runs (fed by the runner; only to skills with accepts_followups)
     inbox: asyncio.Queue[Message] = field(default_factory=asyncio.Queue)
+    # the most tokens this run may deliver (a billing channel's balance / its rate when the run starts), None:
+    # unmetered. A skill that can stops there itself (finish_reason "budget_exhausted"); otherwise the runner
+    # stops it at the first chunk the channel cannot pay for.
+    token_budget: int | None = None
 
     @property
     def text(self) -> str:
@@ -129,7 +141,10 @@ class ModelInfo:
     state: str  # "available", "loaded", "needs conversion" or "missing"
     context_length: int | None = None
     owned_by: str = "a2a-server"
-    price_per_token: float | None = None
+    price_per_token: float | None = None  # superseded by the two integer prices below
+    # integer prices in base units per token (None: the skill does not price this model)
+    price_prompt_token: int | None = None
+    price_completion_token: int | None = None
 
 
 class InvalidSkillParams(ValueError):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from a2a_server.dialects import V01, V03, V10
-from a2a_server.errors import InvalidParams, PushNotSupported
+from a2a_server.errors import InvalidParams
 from a2a_server.model import (
     Artifact,
     ArtifactEvent,
@@ -98,14 +98,32 @@ def test_bad_params_name_the_field(dialect: object, params: object, needle: str)
     assert needle in info.value.message
 
 
-def test_push_config_in_a_send_is_refused() -> None:
-    with pytest.raises(PushNotSupported):
+def test_push_config_in_a_send_is_parsed() -> None:
+    req = V03.parse_send(
+        {
+            "message": {"messageId": "m", "role": "user", "parts": [{"kind": "text", "text": "x"}]},
+            "configuration": {"pushNotificationConfig": {
+                "url": "https://example.com/hook", "token": "t",
+                "authentication": {"schemes": ["Bearer"], "credentials": "c"},
+            }},
+        }
+    )  # fmt: skip
+    assert req.push is not None
+    assert (req.push.url, req.push.token, req.push.auth_scheme, req.push.auth_credentials) == (
+        "https://example.com/hook", "t", "Bearer", "c")  # fmt: skip
+    assert req.push.field == "configuration.pushNotificationConfig.url"
+
+
+def test_a_bad_push_config_in_a_send_names_the_field() -> None:
+    with pytest.raises(InvalidParams) as info:
         V03.parse_send(
             {
                 "message": {"messageId": "m", "role": "user", "parts": [{"kind": "text", "text": "x"}]},
-                "configuration": {"pushNotificationConfig": {"url": "https://example.com/hook"}},
+                "configuration": {"pushNotificationConfig": {"token": "t"}},
             }
         )
+    assert info.value.param == "configuration.pushNotificationConfig.url"
+    assert "configuration.pushNotificationConfig.url: Field required" in info.value.message
 
 
 def test_task_rendering_per_generation() -> None:

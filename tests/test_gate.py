@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.datastructures import Headers
 
-from a2a_server.http.auth import credential
+from a2a_server.http.auth import SCOPE_OF, credential
 from a2a_server.http.refusal import Face, face_of
+from a2a_server.methods import Op
 
 
 @pytest.mark.parametrize(
@@ -47,3 +48,7 @@ def test_the_key_a_request_shows(headers: dict[str, str], key: str | None) -> No
 )
 def test_each_path_answers_in_its_face(method: str, path: str, face: Face) -> None:
     assert face_of(method, path) is face
+
+
+def test_every_operation_names_the_scope_it_needs() -> None:
+    assert set(SCOPE_OF) == set(Op) and set(SCOPE_OF.values()) == {"send", "read"}

@@ -65,7 +65,7 @@ TRANSPORTS = ("http", "rpc.py", "operations.py")
 def test_transports_call_only_the_service() -> None:
     """A transport parses, calls the service, renders: it never reaches a backend, a runner or a port."""
     allowed = ("service", "model", "dialects", "errors", "methods", "cursor", "config", "card", "metrics", "skill",
-               "http", "rpc", "operations", "keys", "limits")  # fmt: skip  (keys, limits: the callers' policy)
+               "http", "rpc", "operations", "extensions", "keys", "limits")  # fmt: skip
     for path in _modules(*TRANSPORTS):
         bad = {n for n in _internal(path) if n.split(".")[1] not in allowed}
         assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
@@ -79,7 +79,7 @@ def test_the_runner_never_imports_a_transport_or_the_service() -> None:
 
 def test_backends_import_nothing_above_the_ports() -> None:
     for path in _modules("backends"):
-        bad = {n for n in _internal(path) if n.split(".")[1] not in ("ports", "model", "errors", "backends")}
+        bad = {n for n in _internal(path) if n.split(".")[1] not in ("ports", "ledger", "model", "errors", "backends")}
         assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
 
 

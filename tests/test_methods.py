@@ -48,7 +48,8 @@ def test_v10_rpcs_are_all_in_the_table() -> None:
 
 def test_shared_names_have_no_fixed_dialect() -> None:
     shared = {name for name, spec in METHODS.items() if spec.dialect is None}
-    assert shared == {"tasks/get", "tasks/cancel", "tasks/resubscribe"}
+    channels = {"channels/open", "channels/get", "channels/list", "channels/close"}  # the billing extension's
+    assert shared == {"tasks/get", "tasks/cancel", "tasks/resubscribe", *channels}
     assert METHODS["tasks/send"].dialect is V01
     assert METHODS["message/send"].dialect is V03
 
@@ -69,7 +70,8 @@ def test_every_1_0_method_has_a_rest_route_onto_the_same_operation() -> None:
     from a2a_server.methods import METHODS, REST_ROUTES
 
     one_oh = {name for name, spec in METHODS.items() if spec.dialect is V10}
-    assert {r.spec.name for r in REST_ROUTES} == one_oh and len(one_oh) == 11
+    # the 11 RPCs of the spec and the 4 of the billing extension
+    assert {r.spec.name for r in REST_ROUTES} == one_oh and len(one_oh) == 15
     assert all(r.spec is METHODS[r.spec.name] for r in REST_ROUTES)
     # SubscribeToTask answers both verbs (the proto says GET, the spec's table POST)
     assert {r.http_method for r in REST_ROUTES if r.spec.name == "SubscribeToTask"} == {"GET", "POST"}
@@ -77,3 +79,4 @@ def test_every_1_0_method_has_a_rest_route_onto_the_same_operation() -> None:
     paths = [r.path for r in REST_ROUTES]
     assert paths.index("/tasks/{id}:cancel") < paths.index("/tasks/{id}")
     assert paths.index("/tasks/{id}:subscribe") < paths.index("/tasks/{id}")
+    assert paths.index("/channels/{id}:close") < paths.index("/channels/{id}")

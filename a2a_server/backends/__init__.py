@@ -7,14 +7,19 @@ sqlite   the embedded default: tasks and logs in one file, queue and control in 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from a2a_server.backends.ledger import MemoryLedger
 from a2a_server.backends.local import LocalControl, LocalQueue
 from a2a_server.backends.lock import StoreLock, StoreLocked
 from a2a_server.backends.memory import MemoryStore
+from a2a_server.backends.memory_push import MemoryPushStore
 from a2a_server.backends.sqlite import SQLiteStore
-from a2a_server.ports import Control, EventLog, TaskQueue, TaskStore
+from a2a_server.backends.sqlite_ledger import SQLiteLedger
+from a2a_server.backends.sqlite_push import SQLitePushStore
+from a2a_server.ledger import Ledger
+from a2a_server.ports import Control, EventLog, PushStore, TaskQueue, TaskStore
 
 
 def default_sqlite_path() -> Path:
@@ -49,6 +54,10 @@ class Backend:
     queue: TaskQueue
     control: Control
     describe: str
+    # push notification configs and their delivery state (None: this backend has no push store)
+    push: PushStore | None = None
+    # billing channels (issue 12); a backend without its own keeps them in memory
+    ledger: Ledger = field(default_factory=MemoryLedger)
 
     async def close(self) -> None:
         await self.queue.close()
@@ -59,11 +68,16 @@ class Backend:
 async def open_backend(url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0) -> Backend:
     path = store_path(url)
     store: MemoryStore | SQLiteStore
+    push: PushStore
     if path is None:
         store, describe = MemoryStore(buffer_limit), "memory (nothing survives a restart)"
+        push = MemoryPushStore()
+        ledger: Ledger = MemoryLedger()
     else:
         store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit), str(path)
-    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe)
+        push = SQLitePushStore(store)
+        ledger = await SQLiteLedger.open_on(store)
+    return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe, push=push, ledger=ledger)
 
 
 def check_free(url: str) -> None:
@@ -76,7 +90,9 @@ def check_free(url: str) -> None:
 
 __all__ = [
     "Backend",
+    "MemoryPushStore",
     "MemoryStore",
+    "SQLitePushStore",
     "SQLiteStore",
     "StoreLocked",
     "check_free",

@@ -296,8 +296,11 @@ class SQLiteStore:
         snapshot: Task | None = None,
         epoch: int,
         create: bool = False,
+        then: Callable[[sqlite3.Connection, builtins.list[int]], None] | None = None,
     ) -> builtins.list[LoggedEvent]:
-        """Log ``events`` in order, in one transaction with ``snapshot``, if ``epoch`` holds the task."""
+        """Log ``events`` in order, in one transaction with ``snapshot``, if ``epoch`` holds the task.
+        ``then(conn, ids)`` runs inside that transaction after the events are inserted, with their ids (the
+        ledger writes their charges there: both or neither)."""
         new_row = _new_task_row(snapshot) if create and snapshot is not None else None
         rows = [(KIND_OF[type(e)], e.model_dump_json(exclude_none=True, exclude=_IMPLIED)) for e in events]
         states = [event_state(e, None) for e in events]
@@ -324,6 +327,8 @@ class SQLiteStore:
                 values.append((top + i, task_id, seq + i, state, kind, data))
             conn.executemany(APPEND, values)
             ids = [(seq + i, top + i) for i in range(1, len(values) + 1)]
+            if then is not None:
+                then(conn, [i for i, _ in ids])
             if task_row is not None:
                 conn.execute(UPDATE_TASK, task_row)
             return ids, (start, found[2], found[3], found[4])

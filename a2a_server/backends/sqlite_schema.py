@@ -56,6 +56,54 @@ MIGRATIONS.append(
         "UPDATE tasks SET seq = (SELECT COALESCE(MAX(seq), 0) FROM events WHERE events.task_id = tasks.id)",
     )
 )
+MIGRATIONS.append(
+    (
+        # 3: push notification configs and each one's delivery state (cursor, attempts, next try) as JSON; no
+        # foreign key: a config given with a new task's first message is stored before its task (the run's first
+        # write stores that); a purged task takes its configs with it (the trigger)
+        """CREATE TABLE push_configs (
+            task_id TEXT NOT NULL,
+            id TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            state TEXT NOT NULL,
+            json TEXT NOT NULL,
+            PRIMARY KEY (task_id, id))""",
+        "CREATE INDEX push_configs_by_state ON push_configs (state, created)",
+        """CREATE TRIGGER push_configs_of_purged_tasks AFTER DELETE ON tasks
+            BEGIN DELETE FROM push_configs WHERE task_id = OLD.id; END""",
+    )
+)
+MIGRATIONS.append(
+    (
+        # 4: billing channels (issue 12; statements in sqlite_ledger.py). Amounts are decimal TEXT: a deposit may
+        # exceed SQLite's 64-bit integers (10^18 base units is one unit of an 18-decimal currency)
+        """CREATE TABLE channels (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            deposit TEXT NOT NULL,
+            token_rate TEXT NOT NULL,
+            model TEXT,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            closed_at TEXT)""",
+        "CREATE TABLE channel_tasks (task_id TEXT PRIMARY KEY, channel_id TEXT NOT NULL REFERENCES channels (id))",
+        # the charges of one batch of a task's events, written in the batch's transaction: seq is the first charged
+        # event's id (batches never overlap, so (task, seq) is unique), events lists "id:tokens" of each charged
+        # event. One row per batch, not per event: a row per event cost ~10 us a token on the hot path. No foreign
+        # key to the events: the ledger outlives the retention purge of finished tasks
+        """CREATE TABLE charges (
+            task_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            channel_id TEXT NOT NULL REFERENCES channels (id),
+            tokens INTEGER NOT NULL,
+            amount TEXT NOT NULL,
+            events TEXT NOT NULL,
+            voided INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (task_id, seq))""",
+    )
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 KINDS: dict[str, type[StatusEvent] | type[ArtifactEvent] | type[MessageEvent]] = {

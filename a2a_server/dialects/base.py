@@ -30,6 +30,24 @@ class SendRequest:
     history_length: int | None = None
     # v0.1 clients choose the task id; later generations let the server choose.
     client_task_id: bool = False
+    # a push notification config given with the message (0.1 pushNotification, 0.3 pushNotificationConfig, 1.0
+    # taskPushNotificationConfig)
+    push: PushConfigIn | None = None
+
+
+@dataclass(slots=True)
+class PushConfigIn:
+    """A push notification config as a client gave it (``dialects.push`` parses it); ``field`` is where its url
+    sat in the params, so that a refused URL names it."""
+
+    url: str
+    field: str
+    id: str | None = None
+    token: str | None = None
+    auth_scheme: str | None = None
+    auth_credentials: str | None = None
+    artifacts: bool = False
+    secret: str | None = None
 
 
 @dataclass(slots=True)

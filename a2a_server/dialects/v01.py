@@ -24,7 +24,7 @@ from a2a_server.dialects.base import (
     truncate_history,
     validate,
 )
-from a2a_server.errors import PushNotSupported
+from a2a_server.dialects.push import PUSH
 from a2a_server.model import (
     Artifact,
     ArtifactEvent,
@@ -132,8 +132,9 @@ class V01(Dialect):
                 client_task_id=short.id is not None,
             )
         p = validate(_SendParams, params)
+        push = None
         if p.push_notification is not None:
-            raise PushNotSupported()
+            push = PUSH["0.1"].parse_in_send(p.push_notification, "pushNotification")
         metadata = {**(p.metadata or {}), **(p.message.metadata or {})}
         message = Message(
             role=Role(p.message.role), parts=[part_from_0x(x) for x in p.message.parts], metadata=p.message.metadata
@@ -146,6 +147,7 @@ class V01(Dialect):
             metadata=metadata,
             history_length=p.history_length,
             client_task_id=True,
+            push=push,
         )
 
     def parse_task_query(self, params: Any) -> TaskQuery:

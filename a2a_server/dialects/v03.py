@@ -20,7 +20,7 @@ from a2a_server.dialects.base import (
     truncate_history,
     validate,
 )
-from a2a_server.errors import PushNotSupported
+from a2a_server.dialects.push import PUSH
 from a2a_server.model import (
     Artifact,
     ArtifactEvent,
@@ -117,8 +117,9 @@ class V03(Dialect):
         message = message_in(p.message)
         metadata = {**(p.metadata or {}), **(message.metadata or {})}
         config = p.configuration or _Config()
+        push = None
         if config.push_notification_config is not None:
-            raise PushNotSupported()
+            push = PUSH["0.3"].parse_in_send(config.push_notification_config, "configuration.pushNotificationConfig")
         return SendRequest(
             message=message,
             task_id=message.task_id,
@@ -127,6 +128,7 @@ class V03(Dialect):
             metadata=metadata,
             blocking=config.blocking is not False,
             history_length=config.history_length,
+            push=push,
         )
 
     def parse_task_query(self, params: Any) -> TaskQuery:

@@ -22,7 +22,7 @@ from a2a_server.dialects.base import (
     truncate_history,
     validate,
 )
-from a2a_server.errors import PushNotSupported
+from a2a_server.dialects.push import PUSH
 from a2a_server.model import (
     Artifact,
     ArtifactEvent,
@@ -161,8 +161,11 @@ class V10(Dialect):
             extensions=m.extensions,
         )
         config = p.configuration or _Config()
+        push = None
         if config.task_push_notification_config is not None:
-            raise PushNotSupported()
+            push = PUSH["1.0"].parse_in_send(
+                config.task_push_notification_config, "configuration.taskPushNotificationConfig"
+            )
         metadata = {**(p.metadata or {}), **(m.metadata or {})}
         return SendRequest(
             message=message,
@@ -172,6 +175,7 @@ class V10(Dialect):
             metadata=metadata,
             blocking=not config.return_immediately,
             history_length=config.history_length,
+            push=push,
         )
 
     def parse_task_query(self, params: Any) -> TaskQuery:

@@ -37,9 +37,12 @@ from a2a_server.service import ANONYMOUS
 
 PRINCIPAL = "a2a.principal"
 ANONYMOUS_PRINCIPAL = Principal(ANONYMOUS, frozenset({"send", "read"}))
+# what each operation needs (tests/test_gate.py checks that every Op is here)
 SCOPE_OF: dict[Op, str] = {
-    Op.SEND: "send", Op.STREAM: "send", Op.CANCEL: "send", Op.PUSH_CONFIG: "send",
-    Op.GET: "read", Op.LIST: "read", Op.RESUBSCRIBE: "read", Op.EXTENDED_CARD: "read",
+    Op.SEND: "send", Op.STREAM: "send", Op.CANCEL: "send", Op.PUSH_SET: "send", Op.PUSH_DELETE: "send",
+    Op.CHANNEL_OPEN: "send", Op.CHANNEL_CLOSE: "send",
+    Op.GET: "read", Op.LIST: "read", Op.RESUBSCRIBE: "read", Op.EXTENDED_CARD: "read", Op.PUSH_GET: "read",
+    Op.PUSH_LIST: "read", Op.CHANNEL_GET: "read", Op.CHANNEL_LIST: "read",
 }  # fmt: skip
 
 
@@ -178,7 +181,7 @@ class Gate:
             return {"read"}, method == "GET", receive
         if face is Face.REST:
             op = next((op for verb, pattern, op in _REST if verb == method and pattern.match(path)), Op.GET)
-            return {SCOPE_OF[op]}, op in (Op.STREAM, Op.RESUBSCRIBE), receive
+            return {SCOPE_OF.get(op, "send")}, op in (Op.STREAM, Op.RESUBSCRIBE), receive
         if face is Face.OPENAI:
             streams = accept_sse
             if at_cap:
@@ -196,7 +199,7 @@ class Gate:
             spec = METHODS.get(name) if isinstance(name, str) else None
             if spec is None:
                 continue
-            needs.add(SCOPE_OF[spec.op])
+            needs.add(SCOPE_OF.get(spec.op, "send"))
             params = item.get("params")
             streams = streams or spec.streaming or (isinstance(params, dict) and params.get("stream") is True)
         return needs, streams, receive

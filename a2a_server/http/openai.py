@@ -185,6 +185,10 @@ def parse_chat(body: Any, accept: str) -> ChatRequest:
     for name, target in PARAMS.items():
         if body.get(name) is not None:
             metadata[target], names[target] = body[name], name
+    # a billing channel (the token-billing extension) rides in OpenAI's own ``metadata`` map: {"channel": id}
+    extra = body.get("metadata")
+    if isinstance(extra, dict) and extra.get("channel") is not None:
+        metadata["channel"], names["metadata.channel"] = extra["channel"], "metadata.channel"
     streaming = stream if stream is not None else "text/event-stream" in accept
     return ChatRequest(model, messages, streaming, bool((options or {}).get("include_usage")), metadata, names)
 
@@ -277,13 +281,20 @@ class Completion:
         return {"id": f"chatcmpl-{self.task_id}", "object": kind, "created": self.created, "model": self.model}
 
     @staticmethod
-    def _usage(task: Task, chunks: int) -> tuple[dict[str, int], str]:
-        """Usage and finish_reason from the skill's final metadata; a skill that reports none counts text chunks."""
+    def _usage(task: Task, chunks: int) -> tuple[dict[str, int | str], str]:
+        """Usage and finish_reason from the skill's final metadata; a skill that reports none counts text chunks.
+        ``cost`` (base units, a decimal string) is passed on when the skill priced the run."""
         raw = (task.metadata or {}).get("usage")
         raw = raw if isinstance(raw, dict) else {}
         prompt, completion = int(raw.get("prompt_tokens", 0)), int(raw.get("completion_tokens", chunks))
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+        usage: dict[str, int | str] = {
+            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion
+        }  # fmt: skip
+        if isinstance(cost := raw.get("cost"), str):
+            usage["cost"] = cost
         reason = raw.get("finish_reason")
+        if reason == "budget_exhausted":  # a billing channel ran dry: the answer was cut short, as by max_tokens
+            return usage, "length"
         return usage, reason if reason in ("stop", "length", "content_filter") else "stop"
 
     async def whole(self, service: TaskService) -> dict[str, Any]:

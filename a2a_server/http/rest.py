@@ -33,6 +33,8 @@ from a2a_server.errors import (
     RESOURCE_EXHAUSTED,
     UNAUTHENTICATED,
     A2AError,
+    ChannelClosed,
+    ChannelNotFound,
     InvalidParams,
     InvalidRequest,
     ShuttingDown,
@@ -91,6 +93,10 @@ def status_error(exc: A2AError) -> Response:
     http, status = _STATUS.get(exc.code, (exc.http_status, "UNKNOWN"))
     if isinstance(exc, ShuttingDown):  # ours: the server is going away, not a precondition of the request
         http, status = 503, "UNAVAILABLE"
+    elif isinstance(exc, ChannelNotFound):  # billing channels: a -32602 that is about a missing resource
+        http, status = 404, "NOT_FOUND"
+    elif isinstance(exc, ChannelClosed):
+        http, status = 409, "FAILED_PRECONDITION"
     body = {
         "error": {"code": http, "status": status, "message": exc.message, "details": error_info(exc.code, exc.details)}
     }

@@ -38,6 +38,7 @@ from a2a_server.model import (
     new_id,
 )
 from a2a_server.ports import EventLog, Lease, LeaseLost
+from a2a_server.runner.meter import Meter
 from a2a_server.skill import ArtifactOut, Reply, SkillContext, SkillEvent, Status, Token
 
 log = logging.getLogger("a2a_server.tasks")
@@ -78,6 +79,8 @@ class Run:
     outbox: list[TaskEvent] = field(default_factory=list)
     save_pending: bool = False
     flusher: asyncio.Task[None] | None = None
+    # the task runs on a billing channel: each chunk is charged with its event (see meter.py)
+    meter: Meter | None = None
 
     def __post_init__(self) -> None:
         self.queued_id = self.last_id
@@ -124,6 +127,9 @@ class Run:
             final = Status(self.abort.state, self.abort.text, final.metadata)
         elif self.ctx.cancelled.is_set():
             final = Status(TaskState.CANCELED, final.text, final.metadata)
+        if self.meter is not None:
+            reason = {TaskState.COMPLETED: "stop", TaskState.CANCELED: "cancelled"}.get(final.state, final.state.value)
+            final = Status(final.state, final.text, self.meter.usage(final.metadata, reason))
         await self.finish(final)
 
     async def _open(self, continuing: bool, opening: str | None) -> None:
@@ -141,6 +147,7 @@ class Run:
             self.task.history.append(message)
         if final.metadata:
             self.task.metadata = {**(self.task.metadata or {}), **final.metadata}
+            self.metrics.count_cost(final.metadata)
         await self.status(_status(final.state, message), final.metadata)
 
     async def _reply(self, ev: Reply) -> None:
@@ -172,6 +179,16 @@ class Run:
         await self._publish(event, save=status.state.settled or status.state == TaskState.WORKING)
 
     async def _token(self, ev: Token) -> None:
+        meter = self.meter
+        if meter is not None and ev.count and not meter.take(len(self.outbox), ev.count):
+            # the channel cannot pay for this chunk: it is not sent, and the run ends with what was delivered:
+            # completed when the budget ran out, canceled when the channel was closed or expired meanwhile (as its
+            # close would have canceled it a moment later)
+            if self.abort is None:
+                exhausted = meter.stopped == "budget_exhausted"
+                self.abort = Status(TaskState.COMPLETED if exhausted else TaskState.CANCELED)
+            self.ctx.cancelled.set()
+            return
         art = self.stream_artifact
         append = art is not None
         if art is None:
@@ -235,14 +252,23 @@ class Run:
         while self.outbox:
             batch, self.outbox = self.outbox, []
             save, self.save_pending = self.save_pending, False
+            debits = self.meter.drain() if self.meter is not None else []
             logged = []
+            if self.fenced and debits and self.meter is not None:
+                self.meter.release(debits)  # never written, never charged
             if not self.fenced:
                 try:
                     creating, self.creating = self.creating, False
                     snapshot = self.sync() if save or creating else None
-                    logged = await self.events.append_many(
-                        task_id, batch, snapshot=snapshot, epoch=self.task.epoch, create=creating
-                    )
+                    if debits and self.meter is not None:
+                        logged = await self.meter.append(
+                            self.events, task_id, batch, debits, snapshot=snapshot, epoch=self.task.epoch,
+                            create=creating,
+                        )  # fmt: skip
+                    else:
+                        logged = await self.events.append_many(
+                            task_id, batch, snapshot=snapshot, epoch=self.task.epoch, create=creating
+                        )
                 except LeaseLost as exc:
                     log.warning("task %s: stopped writing, another runner holds it now (%s)", task_id, exc)
                     self._stop_writing(None)

@@ -16,9 +16,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from a2a_server.errors import TaskNotFound
+from a2a_server.ledger import Ledger
 from a2a_server.metrics import Metrics
 from a2a_server.model import Message, Part, Role, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import Control, EventLog, Job, Lease, LeaseLost, TaskQueue, TaskStore
+from a2a_server.runner.meter import Meter
 from a2a_server.runner.run import Run
 from a2a_server.skill import SkillContext, SkillEvent, SkillRegistry, Status
 
@@ -42,6 +44,7 @@ class Runner:
         max_events: int = 100_000,
         lease_seconds: float = 30.0,
         history_turns: int = 1000,
+        ledger: Ledger | None = None,
     ) -> None:
         self.store, self.events, self.queue, self.control, self.skills = store, events, queue, control, skills
         self.metrics = metrics or Metrics()
@@ -49,6 +52,7 @@ class Runner:
         self.max_events = max(max_events, 4)
         self.lease_seconds = lease_seconds
         self.history_turns = history_turns
+        self.ledger = ledger
         self.worker = new_id()[:12]
         self._runs: dict[str, Run] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -115,7 +119,9 @@ class Runner:
         last_id = 0 if creating else await self.events.last_event_id(task.id)
         skill = self.skills.find(task.skill)
         prior = await self._context_history(task) if job.with_context else []
-        ctx = SkillContext(task.id, task.context_id, task.history[-1], prior + task.history[:-1], job.metadata)
+        # a re-run queued by recovery carries no request metadata: the message's own is what survived the crash
+        metadata = job.metadata or dict(task.history[-1].metadata or {})
+        ctx = SkillContext(task.id, task.context_id, task.history[-1], prior + task.history[:-1], metadata)
         run = self._new_run(task, ctx, lease, last_id)
         run.creating = creating
         if skill is None:
@@ -125,6 +131,8 @@ class Runner:
         opening = REQUEUED if redelivered else None
         if redelivered:
             log.info("task %s [%s] %s (delivery %d)", task.id, task.skill, REQUEUED, lease.deliveries)
+            await self._void_abandoned(task)
+        self._meter(run)
         run.job = asyncio.create_task(self._run(run, skill.run(ctx), last_id > 0, opening))
 
     async def _run(self, run: Run, events: AsyncIterator[SkillEvent], continuing: bool, opening: str | None) -> None:
@@ -147,6 +155,29 @@ class Runner:
         self.metrics.active.set(len(self._runs))
         return run
 
+    def _meter(self, run: Run) -> None:
+        """A task bound to a billing channel is charged per chunk; its skill is told how many tokens it may send."""
+        channel_id = self.ledger.channel_of(run.task.id) if self.ledger is not None else None
+        channel = self.ledger.peek(channel_id) if self.ledger is not None and channel_id is not None else None
+        if self.ledger is None or channel is None:
+            return
+        run.meter = Meter(self.ledger, channel.id, channel.token_rate)
+        run.ctx.token_budget = max(0, channel.deposit - channel.charged - channel.reserved) // channel.token_rate
+
+    async def _void_abandoned(self, task: Task) -> None:
+        """The charges of a run a dead worker abandoned are refunded: the provider failed, not the caller. They are
+        the task's charges after its last interrupted status (earlier turns were delivered and stay charged)."""
+        if self.ledger is None or self.ledger.channel_of(task.id) is None:
+            return
+        after = 0
+        for logged in await self.events.read_after(task.id, 0):
+            ev = logged.event
+            if isinstance(ev, StatusEvent) and ev.status.state.interrupted:
+                after = logged.id
+        voided = await self.ledger.void(task.id, after)
+        if voided:
+            log.info("task %s: %d tokens of its abandoned run refunded to its channel", task.id, voided)
+
     def _on_cancel(self, run: Run) -> Callable[[], None]:
         def cancel() -> None:
             run.ctx.cancelled.set()
@@ -161,6 +192,8 @@ class Runner:
         if run.on_cancel is not None:  # only our own: a runner that took the task over has its own
             self.control.unwatch(run.task.id, run.on_cancel)
         run.settled.set()
+        if run.meter is not None:
+            run.meter.ledger.settle(run.task.id)  # after its final event: nothing of this run is voided later
         self.metrics.active.set(len(self._runs))
         state = run.task.status.state
         if state.terminal:
@@ -210,6 +243,7 @@ class Runner:
                 await self.queue.put(Job(task.id, task.skill, task.epoch, rerun=True))
                 continue
             task.epoch = await self.store.take_over(task.id)
+            await self._void_abandoned(task)
             said = _agent(task, INTERRUPTED)
             task.status = TaskStatus(state=TaskState.FAILED, message=said)
             task.history.append(said)

@@ -40,13 +40,14 @@ def _list(registry: Registry, as_json: bool) -> int:
                 "model_type": spec.model_type,
                 "context_length": spec.context_length,
                 "chat_format": spec.chat_format,
-                "price_per_token": spec.price_per_token,
+                "price_prompt_token": str(spec.price_prompt_token),
+                "price_completion_token": str(spec.price_completion_token),
                 "source": spec.where(),
                 "file": str(spec.load_path() or ""),
             }
             print(json.dumps(row))
         return 0
-    table: list[tuple[str, ...]] = [("ID", "STATE", "TYPE", "CONTEXT", "CHAT", "PRICE/TOKEN", "FILE")]
+    table: list[tuple[str, ...]] = [("ID", "STATE", "TYPE", "CONTEXT", "CHAT", "PRICE PROMPT:COMPLETION", "FILE")]
     for spec in specs:
         table.append(
             (
@@ -55,7 +56,7 @@ def _list(registry: Registry, as_json: bool) -> int:
                 spec.model_type,
                 str(spec.context_length),
                 spec.chat_format,
-                f"{spec.price_per_token:g}",
+                f"{spec.price_prompt_token}:{spec.price_completion_token}",
                 str(spec.load_path() or spec.where()),
             )
         )

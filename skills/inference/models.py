@@ -14,7 +14,13 @@ More models come from a TOML file (``A2A_INFERENCE_MODELS_FILE``); relative path
     chat_format = "chatml"           # or "plain"
     system_prompt = "You are terse."
     threads = 2
-    price_per_token = 0.000002       # read by metering
+    price_prompt_token = 0           # integer base units per prompt token (default 0)
+    price_completion_token = 2       # integer base units per completion token (default 0)
+
+Prices are integers in the currency's base units (like wei: no float ever touches money); every final ``usage``
+carries ``cost = prompt_tokens * price_prompt_token + completion_tokens * price_completion_token`` as a decimal
+string. ``A2A_INFERENCE_PRICES`` sets them without a file: ``model=prompt:completion`` pairs separated by commas
+(``smollm2-135m=1:2``), or ``prompt:completion`` alone for the default model.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import importlib.util
 import os
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -54,7 +60,9 @@ class ModelSpec:
     chat_format: str = "chatml"
     system_prompt: str | None = None
     threads: int | None = None
-    price_per_token: float = 0.0
+    # integers in base units (see the module docstring)
+    price_prompt_token: int = 0
+    price_completion_token: int = 0
 
     def source(self) -> Path | None:
         """The configured file (None when its package is not installed)."""
@@ -89,6 +97,10 @@ class ModelSpec:
             return str(self.path)
         return f"{self.package}:{self.resource}" + ("" if self.source() else " (package not installed)")
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> int:
+        """What a run with this usage costs, in base units."""
+        return prompt_tokens * self.price_prompt_token + completion_tokens * self.price_completion_token
+
 
 BUILTIN_MODELS = (
     ModelSpec(
@@ -113,8 +125,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "chat_format": str,
     "system_prompt": str,
     "threads": int,
-    "price_per_token": (int, float),
+    "price_prompt_token": int,
+    "price_completion_token": int,
 }
+# an upper bound for one price: 10^30 base units per token is beyond any real currency (10^18 wei = 1 ETH)
+MAX_PRICE = 10**30
 
 
 def spec_from_toml(model_id: str, entry: Mapping[str, Any], base: Path, origin: str) -> ModelSpec:
@@ -122,6 +137,9 @@ def spec_from_toml(model_id: str, entry: Mapping[str, Any], base: Path, origin: 
     values: dict[str, Any] = {}
     for key, value in entry.items():
         expected = _TYPES.get(key)
+        if key == "price_per_token":  # the float price of earlier versions: money is never a float now
+            raise RegistryError(f"{where}: price_per_token is gone; use price_prompt_token and "
+                                "price_completion_token (integers in base units)")  # fmt: skip
         if expected is None:
             known = ", ".join(f.name for f in fields(ModelSpec) if f.name != "id")
             raise RegistryError(f"{where}: unknown key {key!r}; known keys: {known}")
@@ -134,6 +152,9 @@ def spec_from_toml(model_id: str, entry: Mapping[str, Any], base: Path, origin: 
         raise RegistryError(f"{where}: give either path, or package and resource")
     if values.get("chat_format", "chatml") not in CHAT_FORMATS:
         raise RegistryError(f"{where}: chat_format must be one of {', '.join(CHAT_FORMATS)}")
+    for key in ("price_prompt_token", "price_completion_token"):
+        if not 0 <= values.get(key, 0) <= MAX_PRICE:
+            raise RegistryError(f"{where}: {key} must be an integer from 0 to 10^30 (base units)")
     if values.get("context_length", 1) < 1 or values.get("threads", 1) < 1:
         raise RegistryError(f"{where}: context_length and threads must be positive")
     return ModelSpec(id=model_id, **values)
@@ -180,5 +201,37 @@ class Registry:
         default = env.get("A2A_INFERENCE_MODEL") or None
         file = env.get("A2A_INFERENCE_MODELS_FILE")
         if file:
-            return cls.from_file(Path(file).expanduser(), default)
-        return cls(BUILTIN_MODELS, default or DEFAULT_MODEL)
+            registry = cls.from_file(Path(file).expanduser(), default)
+        else:
+            registry = cls(BUILTIN_MODELS, default or DEFAULT_MODEL)
+        prices = env.get("A2A_INFERENCE_PRICES", "").strip()
+        return registry.priced(parse_prices(prices, registry.default)) if prices else registry
+
+    def priced(self, prices: Mapping[str, tuple[int, int]]) -> Registry:
+        """A copy with the (prompt, completion) prices of some models replaced."""
+        for model_id in prices:
+            if model_id not in self._models:
+                raise RegistryError(f"A2A_INFERENCE_PRICES: unknown model {model_id!r} ({', '.join(self._models)})")
+        models = [
+            replace(m, price_prompt_token=prices[m.id][0], price_completion_token=prices[m.id][1])
+            if m.id in prices else m
+            for m in self._models.values()
+        ]  # fmt: skip
+        return Registry(models, self.default)
+
+
+def parse_prices(raw: str, default: str) -> dict[str, tuple[int, int]]:
+    """``model=prompt:completion,...`` (or ``prompt:completion`` for ``default``) → {model: (prompt, completion)}."""
+    prices: dict[str, tuple[int, int]] = {}
+    for item in raw.split(","):
+        model_id, _, pair = item.strip().rpartition("=")
+        prompt, sep, completion = pair.partition(":")
+        if not (sep and prompt.strip().isdigit() and completion.strip().isdigit()):
+            raise RegistryError(
+                f"A2A_INFERENCE_PRICES: {item.strip()!r} must be model=prompt:completion (integers in base units)"
+            )
+        p, c = int(prompt), int(completion)
+        if p > MAX_PRICE or c > MAX_PRICE:
+            raise RegistryError(f"A2A_INFERENCE_PRICES: {item.strip()!r}: a price must be at most 10^30")
+        prices[model_id.strip() or default] = (p, c)
+    return prices

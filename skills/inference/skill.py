@@ -25,6 +25,7 @@ Contract of ``InferenceSkill.run`` (on top of ``a2a_server.skill``'s):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -116,6 +117,8 @@ def _final(
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "finish_reason": reason,
+        # base units as a decimal string: money never goes through a float
+        "cost": str(spec.cost(prompt, completion)),
     }
     return Status(state, metadata={"usage": usage, "timings": timings, "model": spec.id})
 
@@ -171,8 +174,8 @@ class InferenceSkill(BaseSkill):
                 "`messages: [{role, content}]` (system prompt included) in a data part or in metadata. "
                 f"Parameters, in request or message metadata: {describe(spec.context_length)}. "
                 "The final status carries usage (prompt_tokens, completion_tokens, total_tokens, finish_reason "
-                "stop|length|timeout|cancelled) and timings (ttft_ms, tokens_per_second, queue_ms, threads, "
-                "prompt_threads)."
+                "stop|length|timeout|cancelled|budget_exhausted, cost in base units as a decimal string) and "
+                "timings (ttft_ms, tokens_per_second, queue_ms, threads, prompt_threads)."
             ),
             tags=["llm", "text-generation", "chat", "streaming"],
             examples=[
@@ -194,7 +197,8 @@ class InferenceSkill(BaseSkill):
                     id=spec.id,
                     state="loaded" if loaded else str(spec.state()),
                     context_length=spec.context_length,
-                    price_per_token=spec.price_per_token,
+                    price_prompt_token=spec.price_prompt_token,
+                    price_completion_token=spec.price_completion_token,
                 )
             )
         return infos
@@ -296,6 +300,9 @@ class InferenceSkill(BaseSkill):
         turns = with_history(own, ctx.history)
         spec = self._spec(ctx.metadata)
         params = parse_params(ctx.metadata, context_length=spec.context_length, default_timeout=self.timeout_s)
+        budget = getattr(ctx, "token_budget", None)
+        if budget is not None and budget < params.max_tokens:
+            params = dataclasses.replace(params, max_tokens=max(budget, 1))
         began = time.monotonic()
         deadline = None if params.timeout_s is None else began + params.timeout_s
         model = self._model(spec)
@@ -373,6 +380,7 @@ class InferenceSkill(BaseSkill):
         watcher = asyncio.ensure_future(ctx.cancelled.wait())
         watcher.add_done_callback(lambda _: generation.cancel())
         delivered = 0
+        held = 0  # tokens delivered whose text is held back (part of a character): counted on the next chunk
         try:
             yield Status(TaskState.WORKING, metadata={"model": spec.id})
             finished: Finished | None = None
@@ -398,6 +406,7 @@ class InferenceSkill(BaseSkill):
                 if ctx.cancelled.is_set():  # after a cancel nothing more is sent (nor counted as delivered)
                     continue
                 delivered += tokens
+                held += tokens
                 if progress is not None:
                     percent = 100 * progress.evaluated // progress.total
                     yield Status(
@@ -406,7 +415,8 @@ class InferenceSkill(BaseSkill):
                         metadata={"prompt_progress": {"evaluated": progress.evaluated, "total": progress.total}},
                     )
                 if text := "".join(texts):  # "" while bytes are held back: the tokens show up in a later chunk
-                    yield Token(text)
+                    yield Token(text, tokens=held)
+                    held = 0
             timings = {
                 "ttft_ms": round(finished.ttft_ms, 1),
                 "tokens_per_second": round(finished.tokens_per_second, 1),
@@ -417,8 +427,11 @@ class InferenceSkill(BaseSkill):
             if ctx.cancelled.is_set() or finished.reason == "cancelled":
                 yield _final(TaskState.CANCELED, spec, "cancelled", finished.prompt_tokens, delivered, timings)
                 return
-            yield Token(finished.tail, last=True)
-            yield _final(TaskState.COMPLETED, spec, finished.reason, finished.prompt_tokens, delivered, timings)
+            yield Token(finished.tail, last=True, tokens=held)
+            reason = finished.reason
+            if reason == "length" and budget is not None and delivered >= budget:
+                reason = "budget_exhausted"  # the billing channel's balance capped max_tokens
+            yield _final(TaskState.COMPLETED, spec, reason, finished.prompt_tokens, delivered, timings)
         finally:
             watcher.cancel()
             generation.cancel()  # a no-op after a normal end; stops the worker if the engine closed us early

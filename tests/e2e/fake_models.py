@@ -11,7 +11,8 @@ Models (``metadata.model``, default ``words``):
 - ``words-broken``: raises after its first word (the task fails).
 
 Parameters: ``max_tokens`` (integer >= 1: at most that many words, then finish_reason "length") and
-``temperature`` (0..2, validated only). The final status carries ``usage`` like the inference skill's.
+``temperature`` (0..2, validated only). The final status carries ``usage`` like the inference skill's, ``cost``
+included (``PRICE_PROMPT`` per prompt word, ``PRICE_COMPLETION`` per completion word).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from a2a_server import (
 
 LOAD_S = 0.6
 WORD_S = 0.1
+# prices in base units per prompt word and per completion word: usage.cost = 2 * prompt + 5 * completion
+PRICE_PROMPT, PRICE_COMPLETION = 2, 5
 
 
 @dataclass
@@ -85,7 +88,17 @@ class WordsSkill(BaseSkill):
         return SkillCard(id="words", name="Words", description="Echoes the last user turn word by word (tests).")
 
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo(id=m, state="loaded", context_length=64, owned_by="tests") for m in self._models]
+        return [
+            ModelInfo(
+                id=m,
+                state="loaded",
+                context_length=64,
+                owned_by="tests",
+                price_prompt_token=PRICE_PROMPT,
+                price_completion_token=PRICE_COMPLETION,
+            )
+            for m in self._models
+        ]
 
     def _params(self, metadata: Mapping[str, Any]) -> tuple[_Model, int | None]:
         model = self._models.get(metadata.get("model") or "words")
@@ -147,7 +160,8 @@ class WordsSkill(BaseSkill):
                 if model.broken:
                     raise RuntimeError(f"{model.id} broke after {sent} word")
             prompt = sum(len(str(t.get("content", "")).split()) for t in turns)
-            usage = {"prompt_tokens": prompt, "completion_tokens": sent, "total_tokens": prompt + sent}
+            usage = {"prompt_tokens": prompt, "completion_tokens": sent, "total_tokens": prompt + sent,
+                     "cost": str(prompt * PRICE_PROMPT + sent * PRICE_COMPLETION)}  # fmt: skip
             state = TaskState.CANCELED if ctx.cancelled.is_set() else TaskState.COMPLETED
             reason = "cancelled" if state == TaskState.CANCELED else reason
             yield Status(state, metadata={"usage": {**usage, "finish_reason": reason}, "model": model.id})

@@ -395,7 +395,7 @@ async def test_a_1_0_method_under_a_0_3_header_is_method_not_found(http: httpx.A
         (rpc("Teleport", {}, request_id=1), -32601, "METHOD_NOT_FOUND"),
         (rpc("GetTask", {}, request_id=1), -32602, "INVALID_PARAMS"),
         (rpc("GetTask", {"id": "no-such-task"}, request_id=1), -32001, "TASK_NOT_FOUND"),
-        (rpc("CreateTaskPushNotificationConfig", {"taskId": "t", "url": "https://x"}, request_id=1), -32003, None),
+        (rpc("CreateTaskPushNotificationConfig", {"taskId": "t", "url": "https://x"}, request_id=1), -32001, None),
         (rpc("GetExtendedAgentCard", {}, request_id=1), -32007, None),
     ],
     ids=["parse", "invalid request", "method not found", "invalid params", "task not found", "push", "extended card"],

@@ -90,7 +90,9 @@ def full_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     root = tmp_path_factory.mktemp("console-layout")
     write_tiny_llama(root / "tiny.gguf")
     models = root / "models.toml"
-    models.write_text('default = "tiny"\n[models.tiny]\npath = "tiny.gguf"\ncontext_length = 512\n')
+    # priced, so that every answer carries a cost (base units: beyond a float's 2^53 on purpose)
+    models.write_text('default = "tiny"\n[models.tiny]\npath = "tiny.gguf"\ncontext_length = 512\n'
+                      "price_prompt_token = 3\nprice_completion_token = 1000000000000000\n")  # fmt: skip
     env = {"A2A_INFERENCE_MODELS_FILE": str(models), "A2A_INFERENCE_THREADS": "1"}
     server = start_server(root, "--keepalive-seconds", "1", skills="echo,conformance,inference", env=env)
     try:
@@ -264,5 +266,6 @@ async def test_an_inference_answer_shows_the_servers_usage_and_timings(
         assert stats["tokens"] == f"{prompt} prompt + {completion} completion = {total} tokens", stats
         assert stats["finish"] == f"finish: {usage['finish_reason']}"
         assert stats["model"] == "tiny"
-        assert "cost" not in stats  # the server sends none yet; the page shows one when it does
+        assert usage["cost"] == str(3 * prompt + 10**15 * completion)
+        assert stats["cost"] == f"cost {usage['cost']}", stats  # the final line shows the server's cost, exactly
         await screenshot(page, tmp_path / "console-inference-stats.png")

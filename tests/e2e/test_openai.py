@@ -271,7 +271,8 @@ async def test_task_id_header_leads_to_the_completed_task(client: AsyncOpenAI, h
     # and the plain token stream replays the same text
     async with asyncio.timeout(TIMEOUT), http.stream("GET", f"/a2a/tasks/{task_id}/stream") as r:
         data = [d async for d in sse_data(r) if not d.startswith(": ")]
-    assert "".join(json.loads(d)["text"] for d in data[:-1]) == TEXT and data[-1] == "[DONE]"
+    assert "".join(json.loads(d)["text"] for d in data[:-2]) == TEXT and data[-1] == "[DONE]"
+    assert json.loads(data[-2])["usage"] == task["metadata"]["usage"]  # the usage, cost included, before [DONE]
 
 
 async def test_cancel_over_a2a_ends_the_stream_with_an_error(client: AsyncOpenAI, http: httpx.AsyncClient) -> None:

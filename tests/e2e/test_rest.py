@@ -163,12 +163,27 @@ async def test_subscribe_to_a_finished_task_is_unsupported(http: httpx.AsyncClie
         ("DELETE", "/tasks/t1/pushNotificationConfigs/c1"),
     ],
 )
-async def test_push_config_routes_say_push_is_not_supported(
+async def test_push_config_routes_of_an_unknown_task_are_not_found(
     http: httpx.AsyncClient, base: str, verb: str, path: str
 ) -> None:
     kwargs: Any = {"json": {"url": "https://example.com/hook"}, "headers": JSON_BODY} if verb == "POST" else {}
     response = await http.request(verb, base + path, **kwargs)
-    assert_status(response, 400, "FAILED_PRECONDITION", "PUSH_NOTIFICATION_NOT_SUPPORTED")
+    assert_status(response, 404, "NOT_FOUND", "TASK_NOT_FOUND")
+
+
+async def test_push_config_routes(http: httpx.AsyncClient, base: str) -> None:
+    task = (await _send(http, base, _message("hook me")))["task"]
+    routes = f"{base}/tasks/{task['id']}/pushNotificationConfigs"
+    made = await http.post(routes, json={"id": "c1", "url": "http://127.0.0.1:9/hook", "token": "t"}, headers=JSON_BODY)
+    assert made.status_code == 200, made.text
+    assert made.json()["id"] == "c1" and made.json()["taskId"] == task["id"]
+    assert [c["id"] for c in (await http.get(routes)).json()["configs"]] == ["c1"]
+    assert (await http.get(f"{routes}/c1")).json()["token"] == "t"
+    assert (await http.delete(f"{routes}/c1")).status_code == 200
+    assert (await http.delete(f"{routes}/c1")).status_code == 200  # idempotent
+    assert_status(await http.get(f"{routes}/c1"), 404, "NOT_FOUND", "TASK_NOT_FOUND")
+    refused = await http.post(routes, json={"url": "https://192.168.1.1/hook"}, headers=JSON_BODY)
+    assert_status(refused, 400, "INVALID_ARGUMENT", "INVALID_PARAMS")
 
 
 async def test_extended_card_is_not_configured(http: httpx.AsyncClient, base: str) -> None:

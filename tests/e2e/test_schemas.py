@@ -139,12 +139,22 @@ async def test_v01_cancel_results(http: httpx.AsyncClient, url: str) -> None:
     assert_v01_error(await call(http, url, rpc("tasks/get", {"id": "nope"}), V01_HEADERS), "GetTaskResponse", -32001)
 
 
-async def test_v01_push_notification_errors(http: httpx.AsyncClient, url: str) -> None:
-    config = {"id": "t", "pushNotificationConfig": {"url": "https://example.com/hook"}}
+HOOK = "http://127.0.0.1:9/hook"  # allow-listed loopback, nothing listens: delivery retries, never leaves the host
+
+
+async def test_v01_push_notification_results_and_errors(http: httpx.AsyncClient, url: str) -> None:
+    task_id = uid()
+    await call(http, url, rpc("tasks/send", send01("push schema check", task_id)))
+    config = {"id": task_id, "pushNotificationConfig": {"url": HOOK, "token": "tok"}}
+    assert_schema("0.1", "SetTaskPushNotificationResponse", await call(http, url, rpc("tasks/pushNotification/set",
+                                                                                       config)))  # fmt: skip
+    assert_schema("0.1", "GetTaskPushNotificationResponse", await call(http, url, rpc("tasks/pushNotification/get",
+                                                                                       {"id": task_id})))  # fmt: skip
+    config = {"id": "t", "pushNotificationConfig": {"url": HOOK}}
     answer = await call(http, url, rpc("tasks/pushNotification/set", config))
-    assert_v01_error(answer, "SetTaskPushNotificationResponse", -32003)
+    assert_v01_error(answer, "SetTaskPushNotificationResponse", -32001)
     answer = await call(http, url, rpc("tasks/pushNotification/get", {"id": "t"}))
-    assert_v01_error(answer, "GetTaskPushNotificationResponse", -32003)
+    assert_v01_error(answer, "GetTaskPushNotificationResponse", -32001)
 
 
 @pytest.mark.parametrize("prefix", list(SCENARIOS))
@@ -236,6 +246,29 @@ async def test_v03_cancel_and_resubscribe_results(http: httpx.AsyncClient, url: 
     assert_v03_error(await call(http, url, rpc("tasks/get", {"id": "nope"})), "GetTaskResponse", -32001)
 
 
+async def test_v03_push_config_results(http: httpx.AsyncClient, url: str) -> None:
+    task = (await call(http, url, rpc("message/send", send03("push config schema check"))))["result"]
+    for n in (1, 2):
+        config = {"taskId": task["id"], "pushNotificationConfig": {"id": f"c{n}", "url": HOOK, "token": f"t{n}",
+                                                                   "authentication": {"schemes": ["Bearer"]}}}
+        answer = await call(http, url, rpc("tasks/pushNotificationConfig/set", config))
+        assert answer["result"]["pushNotificationConfig"] == config["pushNotificationConfig"]
+        assert_schema("0.3", "SetTaskPushNotificationConfigResponse", answer)
+    ref = {"id": task["id"], "pushNotificationConfigId": "c2"}
+    got = await call(http, url, rpc("tasks/pushNotificationConfig/get", ref))
+    assert got["result"]["pushNotificationConfig"]["token"] == "t2"
+    assert_schema("0.3", "GetTaskPushNotificationConfigResponse", got)
+    listed = await call(http, url, rpc("tasks/pushNotificationConfig/list", {"id": task["id"]}))
+    assert [c["pushNotificationConfig"]["id"] for c in listed["result"]] == ["c1", "c2"]
+    assert_schema("0.3", "ListTaskPushNotificationConfigResponse", listed)
+    deleted = await call(http, url, rpc("tasks/pushNotificationConfig/delete", {"id": task["id"],
+                                                                                "pushNotificationConfigId": "c1"}))
+    assert deleted["result"] is None
+    assert_schema("0.3", "DeleteTaskPushNotificationConfigResponse", deleted)
+    listed = await call(http, url, rpc("tasks/pushNotificationConfig/list", {"id": task["id"]}))
+    assert [c["pushNotificationConfig"]["id"] for c in listed["result"]] == ["c2"]
+
+
 @pytest.mark.parametrize(
     ("method", "params", "response_definition"),
     [
@@ -256,7 +289,7 @@ async def test_v03_cancel_and_resubscribe_results(http: httpx.AsyncClient, url: 
 async def test_v03_push_config_errors(
     http: httpx.AsyncClient, url: str, method: str, params: JSON, response_definition: str
 ) -> None:
-    assert_v03_error(await call(http, url, rpc(method, params)), response_definition, -32003)
+    assert_v03_error(await call(http, url, rpc(method, params)), response_definition, -32001)
 
 
 async def test_v03_extended_card_error(http: httpx.AsyncClient, url: str) -> None:
@@ -295,14 +328,14 @@ async def test_the_old_well_known_path_serves_a_0_1_card(client: httpx.AsyncClie
     assert_schema("0.1", "AgentCard", body)
     assert body["url"].endswith("/a2a")
     assert {s["id"] for s in body["skills"]} == {"echo", "conformance"}
-    assert body["capabilities"]["streaming"] is True and body["capabilities"]["pushNotifications"] is False
+    assert body["capabilities"]["streaming"] is True and body["capabilities"]["pushNotifications"] is True
 
 
 async def test_the_card_without_a_header_is_a_0_3_card(client: httpx.AsyncClient) -> None:
     body = (await card(client, "/.well-known/agent-card.json")).json()
     assert_schema("0.3", "AgentCard", body)
     assert body["url"].endswith("/a2a") and body["protocolVersion"].startswith("0.3")
-    assert body["capabilities"]["pushNotifications"] is False
+    assert body["capabilities"]["pushNotifications"] is True
 
 
 @pytest.mark.parametrize(("version", "schema"), [("0.3", "0.3"), ("0.1", "0.1")])

@@ -332,19 +332,32 @@ async def test_resubscribe_to_an_unknown_task_is_task_not_found(http: httpx.Asyn
 # ------------------------------------------------------------------------- push notifications
 
 
-@pytest.mark.parametrize(
-    ("method", "params"),
-    [
-        ("tasks/pushNotification/set", {"id": "t", "pushNotificationConfig": {"url": "https://example.com/hook"}}),
-        ("tasks/pushNotification/get", {"id": "t"}),
-        ("tasks/send", {**send01("with a hook"), "pushNotification": {"url": "https://example.com/hook"}}),
-    ],
-)
-async def test_push_notifications_are_not_supported(
-    http: httpx.AsyncClient, url: str, method: str, params: JSON
-) -> None:
-    answer = await call(http, url, rpc(method, params, request_id=21))
-    assert answer["id"] == 21 and "result" not in answer
-    assert answer["error"]["code"] == -32003
-    assert "push" in answer["error"]["message"].lower()
-    assert_schema("0.1", "JSONRPCResponse", answer)
+HOOK = "http://127.0.0.1:9/hook"  # allow-listed loopback, nothing listens: delivery retries, never leaves the host
+
+
+async def test_push_notification_set_and_get(http: httpx.AsyncClient, url: str) -> None:
+    task_id = uid()
+    await call(http, url, rpc("tasks/send", send01("hooked later", task_id)))
+    config = {"url": HOOK, "token": "t-1", "authentication": {"schemes": ["Bearer"], "credentials": "c"}}
+    answer = await call(http, url, rpc("tasks/pushNotification/set", {"id": task_id, "pushNotificationConfig": config},
+                                       request_id=21))  # fmt: skip
+    assert answer["id"] == 21 and answer["result"]["id"] == task_id
+    assert answer["result"]["pushNotificationConfig"] == config
+    assert_schema("0.1", "SetTaskPushNotificationResponse", answer)
+    got = await call(http, url, rpc("tasks/pushNotification/get", {"id": task_id}))
+    assert got["result"]["pushNotificationConfig"] == config
+    assert got["result"]["delivery"]["state"] in ("active", "done")
+    assert_schema("0.1", "GetTaskPushNotificationResponse", got)
+    missing = await call(http, url, rpc("tasks/pushNotification/get", {"id": "no-such-task"}))
+    assert missing["error"]["code"] == -32001
+
+
+async def test_a_send_with_a_push_notification_config(http: httpx.AsyncClient, url: str) -> None:
+    params = {**send01("with a hook"), "pushNotification": {"url": HOOK}}
+    answer = await call(http, url, rpc("tasks/send", params))
+    assert answer["result"]["status"]["state"] == "completed"
+    got = await call(http, url, rpc("tasks/pushNotification/get", {"id": params["id"]}))
+    assert got["result"]["pushNotificationConfig"] == {"url": HOOK}
+    refused = {**send01("hook outside the allow-list"), "pushNotification": {"url": "http://10.9.9.9/hook"}}
+    error = (await call(http, url, rpc("tasks/send", refused)))["error"]
+    assert error["code"] == -32602 and error["message"].startswith("Invalid params: pushNotification.url: ")

@@ -24,13 +24,15 @@ from tests.conftest import ServerProcess, start_server, stop_server
 pytestmark = pytest.mark.model
 PARIS = "What is the capital of France? Answer in one sentence."
 TIMEOUT = 60.0  # generous: other jobs may share the two cores; a hang still fails
+PROMPT_PRICE, COMPLETION_PRICE = 7, 10**15  # base units per token
 
 
 @pytest.fixture(scope="module")
 def inference_server(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A server with only the inference skill, once its model is loaded (/readyz 200)."""
     # one ggml thread: see REAL_MODEL_THREADS in conftest (two collapse when other jobs share the cores)
-    env = {"A2A_INFERENCE_THREADS": "1"}
+    # priced like a real deployment: the cost of each run is checked against its usage
+    env = {"A2A_INFERENCE_THREADS": "1", "A2A_INFERENCE_PRICES": f"{PROMPT_PRICE}:{COMPLETION_PRICE}"}
     server = start_server(tmp_path_factory.mktemp("inference-server"), skills="inference", env=env)
     try:
         deadline = time.monotonic() + TIMEOUT
@@ -92,6 +94,8 @@ async def test_the_paris_answer_streams_as_chunks_through_the_a2a_sdk(inference_
     usage = fetched.task.metadata["usage"]  # tasks/get shows the final status's metadata (a protobuf Struct)
     assert usage["finish_reason"] == "stop" and usage["completion_tokens"] >= 5
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+    expected = int(usage["prompt_tokens"]) * PROMPT_PRICE + int(usage["completion_tokens"]) * COMPLETION_PRICE
+    assert usage["cost"] == str(expected)  # a decimal string: exact beyond a float's 2^53
     assert "".join(p.text for a in fetched.task.artifacts for p in a.parts) == text
 
     # the event loop stays free while the model generates in its worker thread
@@ -138,6 +142,7 @@ async def test_cancel_ends_the_task_canceled_with_the_usage_so_far(inference_ser
     # stopped soon after the cancel, far from the 512 tokens asked for (a chunk may carry several tokens: "within
     # one token" is pinned with a scripted model in test_inference_skill)
     assert 3 <= usage["completion_tokens"] < 100
+    assert usage["cost"] == str(usage["prompt_tokens"] * PROMPT_PRICE + usage["completion_tokens"] * COMPLETION_PRICE)
     assert task["metadata"]["usage"] == usage
 
 
@@ -157,3 +162,57 @@ async def test_a_client_that_disconnects_does_not_stop_the_generation(inference_
     assert task["status"]["state"] == "TASK_STATE_COMPLETED"
     assert task["metadata"]["usage"]["finish_reason"] in ("stop", "length")
     assert task["metadata"]["usage"]["completion_tokens"] > 1
+
+
+async def test_a_billing_channel_charges_the_token_events_received_from_the_real_model(
+    inference_server: ServerProcess,
+) -> None:
+    """The seed's flow with SmolLM2: open a channel, stream, cancel after a few token events, close. The stream is
+    read to its end after the cancel, so the client holds every delivered event: charged = their tokens * rate."""
+    url, headers, rate = inference_server.url + "/a2a", {"A2A-Version": "1.0"}, 10**14
+    async with asyncio.timeout(TIMEOUT), httpx.AsyncClient(timeout=TIMEOUT) as http:
+        opened = await http.post(url, json=rpc("OpenChannel", {"deposit": str(10**18), "tokenRate": str(rate)}))
+        channel = opened.json()["result"]
+        params = send_params("Write a long story about a lighthouse keeper.", 400)
+        params["message"]["metadata"] = {"channel": channel["id"]}  # type: ignore[index]
+        params["configuration"] = {"returnImmediately": True}
+        sent = await http.post(url, json=rpc("SendMessage", params), headers=headers)
+        task_id = sent.json()["result"]["task"]["id"]
+        tokens, final = 0, {}
+        async with http.stream("GET", f"{inference_server.url}/a2a/tasks/{task_id}/stream?format=typed") as r:
+            async for line in r.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                frame = json.loads(line[6:])
+                if frame["type"] == "token":
+                    tokens += 1
+                    if tokens == 3:
+                        await http.post(url, json=rpc("CancelTask", {"id": task_id}), headers=headers)
+                else:
+                    final = frame
+        assert final["type"] == "error" and final["error"] == "canceled"
+        task = await get_task(http, url, task_id)
+        charged_tokens = task["metadata"]["usage"]["completion_tokens"]
+        assert final["usage"]["completionTokens"] == charged_tokens >= tokens >= 3  # a token event may hold several
+        receipt = (await http.post(url, json=rpc("CloseChannel", {"id": channel["id"]}))).json()["result"]
+    assert receipt["totalCharged"] == str(charged_tokens * rate) == final["usage"]["cost"]
+    assert receipt["refunded"] == str(10**18 - charged_tokens * rate)
+    assert receipt["tasks"] == [{"taskId": task_id, "tokens": charged_tokens, "charged": str(charged_tokens * rate)}]
+
+
+async def test_a_channel_that_pays_for_five_tokens_ends_the_answer_budget_exhausted(
+    inference_server: ServerProcess,
+) -> None:
+    url = inference_server.url + "/a2a"
+    async with asyncio.timeout(TIMEOUT), httpx.AsyncClient(timeout=TIMEOUT) as http:
+        opened = await http.post(url, json=rpc("OpenChannel", {"deposit": "50", "tokenRate": "10"}))
+        channel = opened.json()["result"]
+        params = send_params("Write a long story about a lighthouse keeper.", 200)
+        params["message"]["metadata"] = {"channel": channel["id"]}  # type: ignore[index]
+        task = (await http.post(url, json=rpc("SendMessage", params))).json()["result"]["task"]
+        usage = task["metadata"]["usage"]
+        assert task["status"]["state"] == "TASK_STATE_COMPLETED"
+        assert usage["finish_reason"] == "budget_exhausted" and usage["completion_tokens"] == 5
+        assert usage["cost"] == "50"
+        shown = (await http.post(url, json=rpc("GetChannel", {"id": channel["id"]}))).json()["result"]
+    assert shown["charged"] == "50" and shown["balance"] == "0" and shown["tokens"] == 5

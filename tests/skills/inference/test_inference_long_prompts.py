@@ -188,6 +188,7 @@ async def test_timeout_during_the_prompt_evaluation(
         "completion_tokens": 0,
         "total_tokens": usage(events)["prompt_tokens"],
         "finish_reason": "timeout",
+        "cost": "0",
     }
     assert "".join(texts(events)) == ""
     await skill.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +36,8 @@ default = "tiny"
 path = "m/tiny.gguf"
 context_length = 512
 threads = 1
-price_per_token = 0.000002
+price_prompt_token = 3
+price_completion_token = 1000000000000000000
 [models.gone]
 path = "/nowhere/gone.gguf"
 """,
@@ -44,7 +46,7 @@ path = "/nowhere/gone.gguf"
     assert registry.default == "tiny"
     assert registry.ids() == ["smollm2-135m", "tiny", "gone"]
     tiny = registry.get("tiny")
-    assert tiny is not None and tiny.path == tmp_path / "m" / "tiny.gguf" and tiny.price_per_token == 0.000002
+    assert tiny is not None and tiny.path == tmp_path / "m" / "tiny.gguf" and tiny.cost(2, 5) == 6 + 5 * 10**18
     assert tiny.state() is ModelState.AVAILABLE
     gone = registry.get("gone")
     assert gone is not None and gone.state() is ModelState.MISSING
@@ -56,6 +58,9 @@ path = "/nowhere/gone.gguf"
         ("[models.x]\npath = 'a.gguf'\ncontex_length = 5\n", "unknown key 'contex_length'"),
         ("[models.x]\npath = 'a.gguf'\ncontext_length = '5'\n", "context_length must be of type int"),
         ("[models.x]\nmodel_type = 'llama'\n", "either path, or package and resource"),
+        ("[models.x]\npath = 'a.gguf'\nprice_prompt_token = 0.5\n", "price_prompt_token must be of type int"),
+        ("[models.x]\npath = 'a.gguf'\nprice_completion_token = -1\n", "price_completion_token must be an integer"),
+        ("[models.x]\npath = 'a.gguf'\nprice_per_token = 0.1\n", "use price_prompt_token and price_completion_token"),
         ("[models.x]\npath = 'a.gguf'\nchat_format = 'alpaca'\n", "chat_format must be one of chatml, plain"),
         ("default = 'y'\n[models.x]\npath = 'a.gguf'\n", "default model 'y' is not in the registry"),
         ("[models\n", "cannot read model registry"),
@@ -195,3 +200,23 @@ async def test_models_lists_the_registry_with_loaded_state(make_skill: Callable[
     await skill.wait_ready()
     assert [m.state for m in skill.models()] == ["loaded"]
     await skill.close()
+
+
+def test_prices_come_from_the_environment_as_integers_per_model() -> None:
+    registry = Registry.from_env({"A2A_INFERENCE_PRICES": "1:20"})
+    spec = registry.default_spec
+    assert (spec.price_prompt_token, spec.price_completion_token) == (1, 20)
+    assert spec.cost(10, 3) == 70
+    named = Registry.from_env({"A2A_INFERENCE_PRICES": "smollm2-135m=0:7"}).default_spec
+    assert (named.price_prompt_token, named.price_completion_token) == (0, 7)
+    assert Registry.from_env({}).default_spec.cost(100, 100) == 0  # unpriced by default
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [("1.5:2", "must be model=prompt:completion"), ("nope=1:2", "unknown model 'nope'"), ("3", "prompt:completion"),
+     ("-1:2", "must be model=prompt:completion"), (f"1:{10**31}", "at most 10^30")],
+)  # fmt: skip
+def test_bad_prices_in_the_environment_say_what_is_wrong(raw: str, message: str) -> None:
+    with pytest.raises(RegistryError, match=re.escape(message)):
+        Registry.from_env({"A2A_INFERENCE_PRICES": raw})

@@ -72,6 +72,7 @@ async def test_streaming_order_and_usage_with_the_tiny_model(
     assert u["finish_reason"] in {"length", "stop"}
     assert u["completion_tokens"] == 40 or u["finish_reason"] == "stop"
     assert u["prompt_tokens"] > 5 and u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"]
+    assert u["cost"] == "0"  # the registry's models are unpriced unless configured
     assert timings["ttft_ms"] > 0 and timings["tokens_per_second"] > 0
     await skill.close()
 
@@ -114,6 +115,7 @@ async def test_cancel_stops_the_worker_within_one_token(
         "completion_tokens": 3,
         "total_tokens": usage(events)["prompt_tokens"] + 3,
         "finish_reason": "cancelled",
+        "cost": "0",
     }
     await wait_free(skill, "scripted", 1)  # the worker ended and returned its instance
     assert generation.sampled_at_cancel is not None
@@ -246,6 +248,7 @@ async def test_utf8_characters_split_across_tokens_are_never_sent_broken(
         "completion_tokens": len(answer.encode()),
         "total_tokens": usage(events)["total_tokens"],
         "finish_reason": "stop",
+        "cost": "0",
     }
     await skill.close()
 
@@ -271,7 +274,8 @@ async def test_end_of_turn_and_context_limit(
     # the scripted tokenizer gives one id per byte: "q" makes a 20-token ChatML prompt, leaving room for 3 tokens
     skill = scripted_skill([b"a"] * 10, context_length=23)
     events = await run_all(skill, ctx_factory("q"))
-    assert usage(events) == {"prompt_tokens": 20, "completion_tokens": 3, "total_tokens": 23, "finish_reason": "length"}
+    assert usage(events) == {"prompt_tokens": 20, "completion_tokens": 3, "total_tokens": 23, "finish_reason": "length",
+                             "cost": "0"}  # fmt: skip
     await skill.close()
 
 

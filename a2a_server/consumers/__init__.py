@@ -1,0 +1,1 @@
+"""Followers of the EventLog with a durable cursor each (DESIGN.md): ``push`` sends webhooks."""
