@@ -35,7 +35,8 @@ V10 = {"A2A-Version": "1.0"}
 def ks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
     scopes = {"alice": "send,read", "bob": "send,read", "root": "admin"}
     skills = "echo,conformance,tests.e2e.history_skill:HistorySkill,tests.e2e.fake_models:WordsSkill"
-    srv = keyed_server(tmp_path_factory.mktemp("iso"), scopes, skills=skills)
+    # webhooks to a closed loopback port: configs exist, nothing leaves the machine
+    srv = keyed_server(tmp_path_factory.mktemp("iso"), scopes, "--push-allow", "127.0.0.1", skills=skills)
     yield srv
     stop_server(srv.server)
 
@@ -274,3 +275,42 @@ async def test_a_chat_completions_task_is_its_callers_only(http: httpx.AsyncClie
     assert refusals == [True] * 4
     mine = await http.post("/a2a", json=rpc("tasks/get", {"id": task}), headers=ks.headers("alice"))
     assert mine.json()["result"]["status"]["state"] == "completed"
+
+
+async def test_push_configs_and_channels_are_their_principals_only(http: httpx.AsyncClient, ks: KeyedServer) -> None:
+    a = await _alices(http, ks)
+    alice, bob, v10 = ks.headers("alice"), ks.headers("bob"), ks.headers("bob", **V10)
+    hook = {"id": "c1", "url": "http://127.0.0.1:9/hook", "token": "alices-secret-token"}
+    setting = rpc("tasks/pushNotificationConfig/set", {"taskId": a.waiting, "pushNotificationConfig": hook})
+    made = await http.post("/a2a", json=setting, headers=alice)
+    assert made.json()["result"]["pushNotificationConfig"]["id"] == "c1", made.text
+    ref = {"id": a.waiting, "pushNotificationConfigId": "c1"}
+    attempts = {
+        "get": await http.post("/a2a", json=rpc("tasks/pushNotificationConfig/get", ref), headers=bob),
+        "list": await http.post("/a2a", json=rpc("tasks/pushNotificationConfig/list", {"id": a.waiting}), headers=bob),
+        "delete": await http.post("/a2a", json=rpc("tasks/pushNotificationConfig/delete", ref), headers=bob),
+        "set": await http.post(
+            "/a2a",
+            json=rpc(
+                "tasks/pushNotificationConfig/set",
+                {"taskId": a.waiting, "pushNotificationConfig": {**hook, "token": "b"}},
+            ),
+            headers=bob,
+        ),
+    }
+    assert {name: _not_found_rpc(r) for name, r in attempts.items()} == dict.fromkeys(attempts, True)
+    assert not any("alices-secret-token" in r.text for r in attempts.values())
+    kept = await http.post("/a2a", json=rpc("tasks/pushNotificationConfig/get", ref), headers=alice)
+    assert kept.json()["result"]["pushNotificationConfig"]["token"] == "alices-secret-token"
+
+    opened = await http.post(
+        "/a2a", json=rpc("OpenChannel", {"deposit": "100", "tokenRate": "1"}), headers=ks.headers("alice", **V10)
+    )
+    channel = opened.json()["result"]["id"]
+    for method in ("GetChannel", "CloseChannel"):
+        answer = (await http.post("/a2a", json=rpc(method, {"id": channel}), headers=v10)).json()
+        assert "result" not in answer and answer["error"]["code"] == -32602, (method, answer)
+    listed = (await http.post("/a2a", json=rpc("ListChannels", {}), headers=v10)).json()["result"]["channels"]
+    assert channel not in {c["id"] for c in listed}
+    still = await http.post("/a2a", json=rpc("GetChannel", {"id": channel}), headers=ks.headers("alice", **V10))
+    assert still.json()["result"]["state"] == "open", still.text
