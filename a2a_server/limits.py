@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a2a_server.dialects.base import SendRequest
-from a2a_server.errors import InvalidParams, TooManyRequests
+from a2a_server.errors import InvalidParams, TaskBusy, TooManyRequests
 from a2a_server.service import Submitted, TaskService
 
 # the causes of this module's refusals (a2a_refusals{reason})
@@ -168,7 +168,13 @@ class LimitedService(TaskService):
                 raise TooManyRequests(f"Too many tasks: {owner!r} has {len(mine)} running; the limit is {cap} "
                                       "(max_running_tasks); wait for one to finish", 1.0,
                                       cause="too_many_tasks")  # fmt: skip
-        submitted = await super().submit(req, dialect, owner=owner, follow=follow)
+        try:
+            submitted = await super().submit(req, dialect, owner=owner, follow=follow)
+        except TaskBusy:
+            # a 0.1 client chose the id of another principal's task: say the id is taken, nothing about the task
+            if req.task_id and req.client_task_id and await self.find(req.task_id, owner) is None:
+                raise TaskBusy(f"Task id {req.task_id} is taken; choose another id") from None
+            raise
         if cap > 0:
             mine[submitted.task.id] = time.monotonic()
         return submitted

@@ -155,6 +155,7 @@ async def test_a_client_chosen_id_of_another_principal_changes_nothing(
     answer = await http.post("/a2a", json=rpc("tasks/send", send01("hijack", a.waiting)), headers=ks.headers("bob"))
     body = answer.json()
     assert "result" not in body and "hijack" not in answer.text and "Please" not in answer.text
+    assert body["error"]["message"] == f"Task id {a.waiting} is taken; choose another id"  # not its state
     got = (await http.post("/a2a", json=rpc("tasks/get", {"id": a.waiting}), headers=ks.headers("alice"))).json()
     assert got["result"]["status"]["state"] == "input-required"
     assert "hijack" not in json.dumps(got)
