@@ -16,7 +16,8 @@ A2AError                          code    http
 │   ├── TaskBusy                          409   a message for a task that is still running
 │   └── ShuttingDown                      503
 ├── ExtendedCardNotConfigured     -32007  400
-└── VersionNotSupported           -32009  400
+├── VersionNotSupported           -32009  400
+└── StoreUnavailable              -32603  503   the shared store (Redis) is unreachable; cause=store_unavailable
 """
 
 from __future__ import annotations
@@ -130,3 +131,10 @@ class ExtendedCardNotConfigured(A2AError):
 class VersionNotSupported(A2AError):
     code_value = -32009
     http_status = 400
+
+
+class StoreUnavailable(A2AError):
+    """The shared task store (Redis) cannot be reached right now: HTTP 503, JSON-RPC -32603 with the cause in the
+    message; the caller may retry (the backend reconnects by itself)."""
+
+    http_status = 503
