@@ -17,8 +17,8 @@ async def open_redis(url: str, *, buffer_limit: int, lease_seconds: float, ttl: 
     from a2a_server.backends import Backend
 
     store = await RedisStore.open(url, buffer_limit=buffer_limit, ttl=ttl)
-    queue = RedisQueue(store.url, store.redis, store.p, store.address, lease_seconds)
-    control = RedisControl(store.url, store.redis, store.p, store.address)
+    queue = RedisQueue(store.url, store.name, store.redis, store.p, store.address, lease_seconds)
+    control = RedisControl(store.url, store.name, store.redis, store.p, store.address)
 
     async def health() -> str | None:
         try:

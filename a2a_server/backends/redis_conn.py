@@ -12,6 +12,7 @@ the caller gets ``StoreUnavailable`` (HTTP 503, JSON-RPC -32603) naming Redis, i
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from a2a_server.errors import StoreUnavailable
+from a2a_server.model import new_id
 
 COMMAND_CONNECTIONS = 16
 # redis.asyncio.Redis as the backend uses it: its replies are typed "bytes | str | …" by decode_responses, which
@@ -74,17 +76,25 @@ def _retry() -> Retry:
     return Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=6)
 
 
-def command_client(url: str, connections: int = COMMAND_CONNECTIONS) -> Client:
+def process_name() -> str:
+    """The CLIENT SETNAME of one process's connections (CLIENT LIST shows who holds what)."""
+    return f"a2a-{os.getpid()}-{new_id()[:8]}"
+
+
+def command_client(url: str, name: str, connections: int = COMMAND_CONNECTIONS) -> Client:
     """The shared command client: a bounded pool, retries with backoff on a lost connection."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=connections, timeout=10, socket_connect_timeout=2, health_check_interval=15
-    )
+        url, max_connections=connections, timeout=10, socket_connect_timeout=2, health_check_interval=15,
+        client_name=name,
+    )  # fmt: skip
     return Redis(connection_pool=pool, retry=_retry(), retry_on_error=[RedisConnectionError, RedisTimeoutError])
 
 
-def dedicated_client(url: str) -> Client:
+def dedicated_client(url: str, name: str) -> Client:
     """A client of one connection for a blocking command (XREAD BLOCK, XREADGROUP BLOCK) or pub/sub."""
-    pool = BlockingConnectionPool.from_url(url, max_connections=1, timeout=None, socket_connect_timeout=2)
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=1, timeout=None, socket_connect_timeout=2, client_name=name
+    )
     return Redis(connection_pool=pool)
 
 

@@ -2,9 +2,11 @@
 publishes there, and the number of subscribers that received it says whether a runner holds the task.
 
 One pub/sub connection per process, whatever the number of tasks. Delivery is immediate (well under the 100 ms
-bound). A cancel that races the subscription of a run just starting finds no subscriber: the service then takes
-the task over and writes ``canceled`` itself, and the run's next write is fenced (``LeaseLost``), so it stops.
-A lost connection is re-established with backoff and every watched task subscribed again.
+bound). Pub/sub is fire-and-forget, so a cancel also leaves a key ``<p>:cancelled:<task>`` (an hour): a runner
+checks it for each task right after subscribing to it, and for every watched task after a reconnection, so a
+cancel published while its connection was being lost or made still arrives. A cancel that finds no subscriber at
+all: the service takes the task over and writes ``canceled`` itself, and the run's next write is fenced
+(``LeaseLost``), so it stops.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from collections.abc import Callable
 
 from redis.asyncio.client import PubSub
 
-from a2a_server.backends.redis_conn import UNAVAILABLE, Client, dedicated_client, guard
+from a2a_server.backends.redis_conn import Client, dedicated_client, guard
 
 log = logging.getLogger("a2a_server.redis")
 
 
 class RedisControl:
-    def __init__(self, url: str, commands: Client, prefix: str, address: str) -> None:
-        self.url, self.redis, self.p, self.address = url, commands, prefix, address
+    def __init__(self, url: str, name: str, commands: Client, prefix: str, address: str) -> None:
+        self.url, self.name, self.redis, self.p, self.address = url, name, commands, prefix, address
         self._watchers: dict[str, Callable[[], None]] = {}
         self._client: Client | None = None
         self._pubsub: PubSub | None = None
@@ -50,11 +52,26 @@ class RedisControl:
             on_cancel()
             return True
         with guard(self.address, "deliver a cancel"):
+            await self.redis.set(self.mark(task_id), "1", ex=3600)
             return int(await self.redis.publish(self.channel(task_id), "cancel")) > 0
 
+    def mark(self, task_id: str) -> str:
+        return f"{self.p}:cancelled:{task_id}"
+
+    async def _check_marks(self, task_ids: list[str]) -> None:
+        """Cancels left while this process was not subscribed to the task (yet, or any more)."""
+        if not task_ids:
+            return
+        marks = await self.redis.mget([self.mark(t) for t in task_ids])
+        for task_id, mark in zip(task_ids, marks, strict=True):
+            on_cancel = self._watchers.get(task_id)
+            if mark is not None and on_cancel is not None:
+                on_cancel()
+
     async def _connect(self) -> PubSub:
-        if self._client is None:
-            self._client = dedicated_client(self.url)
+        # a new client each time: a pub/sub connection that failed is dropped whole, never waited for
+        await self._drop()
+        self._client = dedicated_client(self.url, self.name)
         pubsub: PubSub = self._client.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(f"{self.p}:control")  # keeps the connection subscribed when no task is watched
         channels = [self.channel(t) for t in self._watchers]
@@ -67,12 +84,14 @@ class RedisControl:
         while True:
             try:
                 self._pubsub = pubsub = await self._connect()
+                await self._check_marks(list(self._watchers))
                 delay = 0.05
                 while True:
                     while not self._ops.empty():
                         op, task_id = self._ops.get_nowait()
                         if op == "subscribe" and task_id in self._watchers:
                             await pubsub.subscribe(self.channel(task_id))
+                            await self._check_marks([task_id])
                         elif op == "unsubscribe" and task_id not in self._watchers:
                             await pubsub.unsubscribe(self.channel(task_id))
                     message = await pubsub.get_message(timeout=0.01)
@@ -81,12 +100,9 @@ class RedisControl:
                         on_cancel = self._watchers.get(task_id)
                         if on_cancel is not None:
                             on_cancel()
-            except UNAVAILABLE as exc:
+            except Exception as exc:  # unreachable, LOADING after a restart, anything: never end the listener
                 log.warning("control: lost Redis (%s); reconnecting in %.2f s", exc, delay)
-                if self._pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await self._pubsub.aclose()
-                    self._pubsub = None
+                await self._drop()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
@@ -94,9 +110,15 @@ class RedisControl:
         if self._listener is not None:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
+        await self._drop()
+        self._watchers.clear()
+
+    async def _drop(self) -> None:
         if self._pubsub is not None:
             with contextlib.suppress(Exception):
                 await self._pubsub.aclose()
+            self._pubsub = None
         if self._client is not None:
-            await self._client.aclose(close_connection_pool=True)
-        self._watchers.clear()
+            with contextlib.suppress(Exception):
+                await self._client.aclose(close_connection_pool=True)
+            self._client = None

@@ -24,6 +24,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from a2a_server.backends.redis_conn import UNAVAILABLE, Client, dedicated_client, guard
+from a2a_server.errors import StoreUnavailable
 from a2a_server.model import Task
 from a2a_server.ports import Job, Lease, LeaseLost
 
@@ -75,12 +76,17 @@ def _decode(raw: bytes) -> Job:
 class RedisQueue:
     """``TaskQueue`` on Redis (see ``a2a_server.ports`` and the module docstring)."""
 
-    def __init__(self, url: str, commands: Client, prefix: str, address: str, lease_seconds: float = 30.0) -> None:
-        self.url, self.redis, self.p, self.address = url, commands, prefix, address
+    def __init__(
+        self, url: str, name: str, commands: Client, prefix: str, address: str, lease_seconds: float = 30.0
+    ) -> None:
+        self.url, self.name, self.redis, self.p, self.address = url, name, commands, prefix, address
         self.lease_seconds = lease_seconds
         self._claimer: Client | None = None  # its own connection: XREADGROUP BLOCK holds it
         self._groups: set[str] = set()
         self._depths: dict[str, int] = {}
+        # XREADGROUP COUNT 1 over several streams hands out one entry of each: the extra ones wait here for the
+        # runner's next claim (it claims again at once), re-checked to be still ours before they are returned
+        self._extra: list[Lease] = []
         self._refresher: asyncio.Task[None] | None = None
         self._heartbeat = commands.register_script(_HEARTBEAT)
         self._ack = commands.register_script(_ACK)
@@ -114,29 +120,39 @@ class RedisQueue:
 
     async def claim(self, skills: Sequence[str], worker: str) -> Lease:
         if self._claimer is None:
-            self._claimer = dedicated_client(self.url)
+            self._claimer = dedicated_client(self.url, self.name)
         lease_ms = int(self.lease_seconds * 1000)
         block_ms = max(50, min(lease_ms // 4, 2000))  # how soon an expired lease is noticed
         delay = 0.05
         while True:
+            while self._extra:
+                lease = self._extra.pop(0)
+                if lease.job.skill in skills:
+                    try:
+                        await self.heartbeat(lease)
+                        return lease
+                    except (LeaseLost, StoreUnavailable):
+                        continue  # went to another runner meanwhile (or Redis is away: it will go again)
             try:
                 for skill in skills:
                     await self._group(skill)
-                    lease = await self._reclaim(skill, worker, lease_ms)
-                    if lease is not None:
-                        return lease
+                    lost = await self._reclaim(skill, worker, lease_ms)
+                    if lost is not None:
+                        return lost
                 streams: Any = {self.qkey(s): ">" for s in skills}
                 reply = await self._claimer.xreadgroup(GROUP, worker, streams, count=1, block=block_ms)
                 delay = 0.05
             except UNAVAILABLE as exc:
-                log.warning("queue: Client unreachable (%s); retrying in %.2f s", exc, delay)
+                log.warning("queue: Redis unreachable (%s); retrying in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             for key, entries in reply or []:
                 for entry_id, fields in entries:
                     skill = key.decode().removeprefix(f"{self.p}:q:")
-                    return Lease(_decode(fields[b"j"]), 1, f"{skill}\n{entry_id.decode()}\n{worker}")
+                    self._extra.append(Lease(_decode(fields[b"j"]), 1, f"{skill}\n{entry_id.decode()}\n{worker}"))
+            if self._extra:
+                return self._extra.pop(0)
 
     async def _reclaim(self, skill: str, worker: str, lease_ms: int) -> Lease | None:
         key = self.qkey(skill)
@@ -168,13 +184,16 @@ class RedisQueue:
         return self._depths.get(skill, 0)
 
     async def _refresh_depths(self) -> None:
-        while True:  # depth() is synchronous (a metrics probe): it answers from this cache
+        while True:  # depth() is synchronous (a metrics probe): it answers from this cache, 0.5 s old at most
             for skill in list(self._groups):
                 with contextlib.suppress(*UNAVAILABLE, ResponseError):
-                    for group in await self.redis.xinfo_groups(self.qkey(skill)):
-                        if group["name"] in (GROUP, GROUP.encode()):
-                            self._depths[skill] = int(group.get("lag") or 0)
-            await asyncio.sleep(1.0)
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        pipe.xlen(self.qkey(skill))
+                        pipe.xpending(self.qkey(skill), GROUP)
+                        length, pending = await pipe.execute()
+                    # acked and withdrawn entries are deleted: what is left is waiting or claimed
+                    self._depths[skill] = int(length) - int(pending["pending"])
+            await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         if self._refresher is not None:

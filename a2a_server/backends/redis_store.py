@@ -23,7 +23,15 @@ from collections.abc import AsyncGenerator, Awaitable, Sequence
 from typing import Any
 
 from a2a_server.backends.memory import event_state
-from a2a_server.backends.redis_conn import UNAVAILABLE, Client, command_client, guard, parse_url, unavailable
+from a2a_server.backends.redis_conn import (
+    UNAVAILABLE,
+    Client,
+    command_client,
+    guard,
+    parse_url,
+    process_name,
+    unavailable,
+)
 from a2a_server.backends.redis_lua import APPEND, CREATE, TAKE_OVER
 from a2a_server.backends.redis_tail import RedisFollow, Tail, decode_logged, follow_all
 from a2a_server.backends.sqlite_schema import KIND_OF
@@ -50,10 +58,11 @@ class RedisStore:
     ) -> None:
         parsed = parse_url(url)
         self.url, self.address, self.p = parsed.url, parsed.address, parsed.prefix
-        self.redis: Client = command_client(self.url)
+        self.name = process_name()  # every connection of this store: CLIENT LIST tells them apart
+        self.redis: Client = command_client(self.url, self.name)
         self.log_cap, self.global_cap, self.ttl = log_cap, global_cap, int(ttl)
         self.write_patience = write_patience
-        self.tail = Tail(self.url, self.redis, self.p, buffer_limit)
+        self.tail = Tail(self.url, self.name, self.redis, self.p, buffer_limit)
         self._create = self.redis.register_script(CREATE)
         self._take_over = self.redis.register_script(TAKE_OVER)
         self._append = self.redis.register_script(APPEND)

@@ -89,8 +89,8 @@ class _Sub:
 class Tail:
     """The process's one multiplexed ``XREAD BLOCK`` reader (see the module docstring)."""
 
-    def __init__(self, url: str, commands: Client, prefix: str, buffer_limit: int) -> None:
-        self.url, self.commands, self.limit = url, commands, buffer_limit
+    def __init__(self, url: str, name: str, commands: Client, prefix: str, buffer_limit: int) -> None:
+        self.url, self.name, self.commands, self.limit = url, name, commands, buffer_limit
         self.wake_key = f"{prefix}:wake:{new_id()}"
         self._wake_id = "0-0"
         self._subs: dict[str, list[_Sub]] = {}
@@ -108,7 +108,7 @@ class Tail:
             return sub
         self._subs.setdefault(key, []).append(sub)
         if self._reader is None:
-            self._client = dedicated_client(self.url)
+            self._client = dedicated_client(self.url, self.name)
             self._reader = asyncio.create_task(self._read_forever())
         self._changed.set()
         wake = asyncio.create_task(self._wake())
@@ -147,7 +147,7 @@ class Tail:
             streams[self.wake_key] = self._wake_id
             try:
                 reply = await self._client.xread(streams, count=PAGE, block=BLOCK_MS)
-            except UNAVAILABLE as exc:
+            except Exception as exc:  # unreachable, LOADING after a restart, anything: the tail must go on
                 if self.healthy:
                     log.warning("live tail: lost Redis (%s); reconnecting", exc)
                 self.healthy = False
