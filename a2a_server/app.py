@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Route
 
 from a2a_server import card
 from a2a_server.backends import StoreLocked, check_free, open_backend, roles_of, store_path
 from a2a_server.config import Settings
 from a2a_server.http import routes
 from a2a_server.http.state import AppState
+from a2a_server.http.wellknown import healthz, readyz
+from a2a_server.http.wellknown import metrics as metrics_endpoint
 from a2a_server.metrics import Metrics
 from a2a_server.rpc import Dispatcher
 from a2a_server.runner import Runner
@@ -60,8 +63,10 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = await open_backend(
-            settings.store, buffer_limit=settings.subscriber_buffer, lease_seconds=settings.lease_seconds
-        )
+            settings.store, buffer_limit=settings.subscriber_buffer, lease_seconds=settings.lease_seconds,
+            retention_seconds=settings.retention_days * 86400,
+        )  # fmt: skip
+        runs_tasks = settings.role != "api"  # an API replica of a shared store runs no skill
         log.info("task store: %s", backend.describe)
         metrics = Metrics()
         runner = Runner(
@@ -70,16 +75,19 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             lease_seconds=settings.lease_seconds,
         )  # fmt: skip
         service = TaskService(
-            backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
-            cancel_grace=settings.cancel_grace,
+            backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics,
+            live=runner if runs_tasks else None, cancel_grace=settings.cancel_grace,
         )  # fmt: skip
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, lambda grace: _drain(service, runner, grace)
         )
-        for skill in registry:
+        app.state.a2a.store_health = backend.health
+        for skill in registry if runs_tasks else ():
             await skill.start()
-        await runner.recover()
-        await runner.start()
+        if not backend.shared:  # a shared store's lost runs come back by lease expiry, not at a restart
+            await runner.recover()
+        if runs_tasks:
+            await runner.start()
         purger = asyncio.create_task(_purge_forever(service, settings)) if settings.retention_days > 0 else None
         announcer = asyncio.create_task(_announce_when_ready(registry, settings))
         try:
@@ -89,11 +97,21 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             if purger is not None:
                 purger.cancel()
             await _drain(service, runner, settings.shutdown_grace)
-            for skill in registry:
+            for skill in registry if runs_tasks else ():
                 await skill.close()
             await backend.close()
 
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=_middleware(settings))
+    # a worker answers no A2A request: only its probes and metrics, on its port
+    served = worker_routes() if settings.role == "worker" else routes()
+    return Starlette(routes=served, lifespan=lifespan, middleware=_middleware(settings))
+
+
+def worker_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
 
 
 async def drain(app: Starlette, grace: float) -> None:

@@ -60,6 +60,8 @@ class Backend:
     describe: str
     # the shared store's connection as /readyz reports it: None when fine, else why not (Redis backend)
     health: Callable[[], Awaitable[str | None]] | None = None
+    # several processes share it (Redis): a run lost with its process comes back by lease expiry
+    shared: bool = False
 
     async def close(self) -> None:
         await self.queue.close()

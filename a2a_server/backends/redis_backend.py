@@ -27,4 +27,4 @@ async def open_redis(url: str, *, buffer_limit: int, lease_seconds: float, ttl: 
             return f"Redis at {store.address} is unreachable: {exc}"
         return None
 
-    return Backend(store, store, queue, control, f"redis {store.address} (prefix {store.p!r})", health)
+    return Backend(store, store, queue, control, f"redis {store.address} (prefix {store.p!r})", health, shared=True)

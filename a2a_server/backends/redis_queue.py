@@ -152,7 +152,9 @@ class RedisQueue:
                     skill = key.decode().removeprefix(f"{self.p}:q:")
                     self._extra.append(Lease(_decode(fields[b"j"]), 1, f"{skill}\n{entry_id.decode()}\n{worker}"))
             if self._extra:
-                return self._extra.pop(0)
+                lease = self._extra.pop(0)
+                log.info("queue: task %s claimed by runner %s (delivery 1)", lease.job.task_id, worker)
+                return lease
 
     async def _reclaim(self, skill: str, worker: str, lease_ms: int) -> Lease | None:
         key = self.qkey(skill)
@@ -164,7 +166,8 @@ class RedisQueue:
             pending = await self.redis.xpending_range(key, GROUP, entry_id, entry_id, 1)
             deliveries = int(pending[0]["times_delivered"]) if pending else 2
             job = _decode(fields[b"j"])
-            log.info("task %s: lease of its runner expired; claimed again (delivery %d)", job.task_id, deliveries)
+            log.info("queue: task %s claimed by runner %s (delivery %d): the lease of its last runner expired",
+                     job.task_id, worker, deliveries)  # fmt: skip
             return Lease(job, deliveries, f"{skill}\n{entry_id.decode()}\n{worker}")
         return None
 

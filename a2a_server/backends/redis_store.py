@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from typing import Any
@@ -39,6 +40,7 @@ from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState, new_id
 from a2a_server.ports import EventFilter, GlobalEvent, LeaseLost, TaskExists, TaskPage
 
+log = logging.getLogger("a2a_server.redis")
 _IMPLIED = {"task_id", "context_id"}
 PAGE = 1000
 
@@ -69,11 +71,21 @@ class RedisStore:
         self._creating: dict[str, asyncio.Future[None]] = {}
 
     @classmethod
-    async def open(cls, url: str, **kwargs: Any) -> RedisStore:
+    async def open(cls, url: str, *, patience: float = 30.0, **kwargs: Any) -> RedisStore:
+        """Connect, waiting up to ``patience`` seconds for Redis (it may start together with this process)."""
         store = cls(url, **kwargs)
-        with guard(store.address, "answer PING"):
-            await store.redis.ping()
-        return store
+        deadline, delay = time.monotonic() + patience, 0.1
+        while True:
+            try:
+                await store.redis.ping()
+                return store
+            except UNAVAILABLE as exc:
+                if time.monotonic() + delay > deadline:
+                    await store.close()
+                    raise unavailable(store.address, "answer PING", exc) from exc
+                log.warning("Redis at %s is not reachable (%s); retrying in %.1f s", store.address, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
 
     # ------------------------------------------------------------------ keys
 

@@ -29,6 +29,8 @@ class AppState:
     # stops taking tasks and ends the running ones within the grace (seconds): see app.drain
     drain: Callable[[float], Awaitable[None]] | None = None
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # the shared store's connection for /readyz (Redis): None when fine, else why not
+    store_health: Callable[[], Awaitable[str | None]] | None = None
 
 
 def app_state(request: Request) -> AppState:
