@@ -33,6 +33,7 @@ from a2a_server.errors import (
     InvalidParams,
     InvalidRequest,
     ShuttingDown,
+    StoreUnavailable,
     VersionNotSupported,
 )
 from a2a_server.http.jsonrpc import dumps
@@ -80,7 +81,7 @@ class _ParseError(A2AError):
 def status_error(exc: A2AError) -> Response:
     """``exc`` as google.rpc.Status JSON (§11.6)."""
     http, status = _STATUS.get(exc.code, (exc.http_status, "UNKNOWN"))
-    if isinstance(exc, ShuttingDown):  # ours: the server is going away, not a precondition of the request
+    if isinstance(exc, ShuttingDown | StoreUnavailable):  # ours: the server or its store is away for now
         http, status = 503, "UNAVAILABLE"
     body = {
         "error": {"code": http, "status": status, "message": exc.message, "details": error_info(exc.code, exc.details)}
