@@ -29,6 +29,8 @@ from a2a_server.errors import StoreUnavailable
 from a2a_server.model import new_id
 
 COMMAND_CONNECTIONS = 16
+# a blocking read (XREAD BLOCK 5 s at most, XREADGROUP BLOCK 2 s at most) gives up on a silent socket after this
+BLOCKING_READ_TIMEOUT = 15.0
 # redis.asyncio.Redis as the backend uses it: its replies are typed "bytes | str | …" by decode_responses, which
 # is known only at run time (off here: every reply is bytes), so the modules read them as Any
 Client = Any
@@ -93,8 +95,9 @@ def command_client(url: str, name: str, connections: int = COMMAND_CONNECTIONS) 
 def dedicated_client(url: str, name: str) -> Client:
     """A client of one connection for a blocking command (XREAD BLOCK, XREADGROUP BLOCK) or pub/sub."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=1, timeout=None, socket_connect_timeout=2, client_name=name
-    )
+        url, max_connections=1, timeout=None, socket_connect_timeout=2, client_name=name,
+        socket_timeout=BLOCKING_READ_TIMEOUT,
+    )  # fmt: skip
     return Redis(connection_pool=pool)
 
 
