@@ -112,7 +112,13 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("redis-server") is None:
         raise SystemExit("needs wrk and redis-server: bench/run installs wrk, scripts/install-redis Redis")
-    cases = [c for c in CASES if c.name in args.cases.split(",")]
+    known = {c.script: c for c in CASES}
+    cases = []
+    for name in args.cases.split(","):  # "send c16", "stream c64": any connection count
+        script, _, conns = name.strip().partition(" c")
+        if script not in known or not conns.isdigit():
+            raise SystemExit(f"--cases: {name!r} is not 'send cN' or 'stream cN'")
+        cases.append(Case(name.strip(), script, int(conns), known[script].target))
     modes = args.modes.split(",")
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = RESULTS / "redis-apps.log"

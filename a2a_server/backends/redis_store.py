@@ -296,6 +296,11 @@ class RedisStore:
                 snap = Task.model_validate_json(fields[b"s"])
         return out, snap
 
+    async def context_id(self, task_id: str) -> str:
+        with guard(self.address, "read a task's context"):
+            context = await self.redis.hget(self.hkey(task_id), "c")
+        return context.decode() if context is not None else ""
+
     async def last_event_id(self, task_id: str) -> int:
         await self._created(task_id)
         with guard(self.address, "read a task's last event id"):

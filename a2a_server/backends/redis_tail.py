@@ -188,7 +188,7 @@ class RedisFollow:
     def __init__(self, store: RedisStore, tail: Tail, task_id: str, after: int, fresh: bool) -> None:
         self._store, self._tail = store, tail
         self.task_id, self.after, self.fresh = task_id, after, fresh
-        self._snapshot: Task | None = None
+        self._snapshot: Task | bytes | None = None  # parsed only when asked for (a blocking send asks once)
         self._context: str | None = None
         # a fresh follower joins now: nothing is logged after ``after`` yet, and the run may start at once
         self._sub: _Sub | None = tail.join(store.lkey(task_id), after) if fresh else None
@@ -200,6 +200,8 @@ class RedisFollow:
 
     @property
     def snapshot(self) -> Task | None:
+        if isinstance(self._snapshot, bytes):
+            self._snapshot = Task.model_validate_json(self._snapshot)
         return self._snapshot
 
     async def batches(self) -> AsyncIterator[list[LoggedEvent]]:
@@ -226,7 +228,7 @@ class RedisFollow:
                     continue
                 out.append(decode_logged(self.task_id, context, b"0-%d" % eid, fields))
                 if b"s" in fields:
-                    self._snapshot = Task.model_validate_json(fields[b"s"])
+                    self._snapshot = fields[b"s"]
                 if out[-1].event.settles:
                     break
             if out:
@@ -236,8 +238,7 @@ class RedisFollow:
                     return
 
     async def _context_id(self) -> str:
-        snap = await self._store.snapshot(self.task_id)
-        self._context = snap[0].context_id if snap is not None else ""
+        self._context = await self._store.context_id(self.task_id)
         return self._context
 
     async def _settled_at(self, last: int) -> bool:
