@@ -122,7 +122,7 @@ def main() -> None:
     modes = args.modes.split(",")
     RESULTS.mkdir(parents=True, exist_ok=True)
     log = RESULTS / "redis-apps.log"
-    started = datetime.now(UTC)
+    started, load = datetime.now(UTC), os.getloadavg()[0]
     rates: dict[tuple[str, str], float] = {}
     for case in cases:
         for mode in modes:
@@ -136,7 +136,7 @@ def main() -> None:
         with redis_server(Path(tmp)) as port:
             latency = measure_latency(f"redis://{HOST}:{port}/0", 2000, 2.0)
     lines = [f"# Redis mode vs embedded — {started:%Y-%m-%d %H:%M} UTC, {args.duration} s per case, "
-             f"load average before: {os.getloadavg()[0]:.2f}", "",
+             f"load average before: {load:.2f}, after: {os.getloadavg()[0]:.2f}", "",
              "| case | " + " | ".join(modes) + " | " + " | ".join(f"{m} / embedded" for m in modes[1:]) + " |",
              "|---|" + "---:|" * (2 * len(modes) - 1)]  # fmt: skip
     for case in cases:
