@@ -130,10 +130,11 @@ async def _drain(service: TaskService, runner: Runner | None, grace: float) -> N
 async def _announce_when_ready(registry: SkillRegistry, settings: Settings) -> None:
     """Say "ready" once every skill is (a model may still be loading when the server starts to listen), with
     where to go next."""
-    waiting = [s.name for s in registry if s.ready() is not None]
+    here = list(registry) if settings.role != "api" else []  # an API replica starts no skill: none to wait for
+    waiting = [s.name for s in here if s.ready() is not None]
     if waiting:
         log.info("a2a-server started; waiting for %s to be ready (GET /readyz says why)", ", ".join(waiting))
-    while any(s.ready() is not None for s in registry):
+    while any(s.ready() is not None for s in here):
         await asyncio.sleep(0.1)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)

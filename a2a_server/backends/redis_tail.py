@@ -207,15 +207,16 @@ class RedisFollow:
     async def batches(self) -> AsyncIterator[list[LoggedEvent]]:
         last = self.after
         if self._sub is None:
+            newest: LoggedEvent | None = None
             while True:
                 page, snap = await self._store.read_page(self.task_id, last, PAGE)
                 self._snapshot = snap or self._snapshot
                 if page:
                     yield page
-                    last = page[-1].id
+                    newest, last = page[-1], page[-1].id
                 if len(page) < PAGE:
                     break
-            if last > self.after and page and page[-1].event.settles:
+            if newest is not None and newest.event.settles:
                 return
             if last == self.after and await self._settled_at(last):
                 return

@@ -105,3 +105,15 @@ async def test_follow_all_on_another_process_sees_every_event_in_the_global_orde
     assert [g.cursor for g in seen] == sorted(g.cursor for g in seen)
     await writer.close()
     await reader.close()
+
+
+async def test_regression_a_backlog_of_whole_pages_that_ends_settled_ends_the_follow(shared_redis: RedisServer) -> None:
+    """The backlog is read in pages of 1,000; when it filled its pages exactly, the follower read one empty page
+    more and forgot that the last event it had yielded settled the task: it waited on the tail for ever."""
+    store = RedisStore(f"{shared_redis.url}?prefix=page-{new_id()}")
+    await store.create(task("t"))
+    await store.append_many("t", [*(chunk("t", n) for n in range(1, 1000)), done("t")], epoch=1)
+    async with store.follow("t", 0) as follower, asyncio.timeout(DEADLINE):
+        ids = [le.id async for batch in follower.batches() for le in batch]
+    assert ids == list(range(1, 1001))
+    await store.close()
