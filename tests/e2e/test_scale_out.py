@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
+from tests.e2e.test_events import finished, read, send, text_of
 from tests.redis_server import RedisServer
 
 WORDS = [f"w{i:02d} " for i in range(40)]
@@ -249,4 +250,19 @@ def test_a_redis_restart_mid_run_loses_nothing_and_crashes_nothing(cluster: Clus
     assert resubscribe(cluster.b.url, "redis-1", "0") == seen  # every event streamed is still in the log
     assert get(cluster.b.url, "redis-1")["result"]["status"]["state"] == "completed"
     assert httpx.get(cluster.b.url + "/readyz").json() == {"ready": True}
+    assert_alive(cluster)
+
+
+# ---------------------------------------------------------------- /a2a/events across replicas
+
+
+def test_a2a_events_on_b_carries_the_tasks_sent_through_a_in_the_global_order(cluster: Cluster) -> None:
+    first = send(cluster.a.url, "one two three", "ctx-x")
+    second = send(cluster.b.url, "four five", "ctx-x")
+    frames = read(cluster.b.url, finished(first, second))
+    cursors = [c for c, _ in frames]
+    assert cursors == sorted(set(cursors))  # increasing, each once
+    assert (text_of(frames, first), text_of(frames, second)) == ("one two three", "four five")
+    resumed = read(cluster.a.url, finished(second), last=cursors[2])  # resume on the other replica
+    assert [c for c, _ in resumed] == cursors[3:]
     assert_alive(cluster)
