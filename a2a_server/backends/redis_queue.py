@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +47,12 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 if redis.call('HGET', KEYS[2], ARGV[4]) == KEYS[1] .. ' ' .. ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[4]) end
 return 1
+"""
+# KEYS: queue stream, task index.  ARGV: job, task id.  The entry and its index in one round trip, atomically.
+_PUT = """
+local id = redis.call('XADD', KEYS[1], '*', 'j', ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], KEYS[1] .. ' ' .. id)
+return id
 """
 # KEYS: task index.  ARGV: group, task id.  The queue key is read from the index (one Redis, not a Cluster).
 _WITHDRAW = """
@@ -91,6 +98,8 @@ class RedisQueue:
         self._heartbeat = commands.register_script(_HEARTBEAT)
         self._ack = commands.register_script(_ACK)
         self._withdraw = commands.register_script(_WITHDRAW)
+        self._put = commands.register_script(_PUT)
+        self._reclaim_due = 0.0  # XAUTOCLAIM runs at most this often (every block of the claim), not per claim
 
     def qkey(self, skill: str) -> str:
         return f"{self.p}:q:{skill}"
@@ -111,8 +120,7 @@ class RedisQueue:
     async def put(self, job: Job) -> None:
         with guard(self.address, "queue a task"):
             await self._group(job.skill)
-            entry = await self.redis.xadd(self.qkey(job.skill), {"j": _encode(job)})
-            await self.redis.hset(self.index, job.task_id, f"{self.qkey(job.skill)} {entry.decode()}")
+            await self._put([self.qkey(job.skill), self.index], [_encode(job), job.task_id])
 
     async def withdraw(self, task_id: str) -> bool:
         with guard(self.address, "withdraw a queued task"):
@@ -136,9 +144,13 @@ class RedisQueue:
             try:
                 for skill in skills:
                     await self._group(skill)
-                    lost = await self._reclaim(skill, worker, lease_ms)
-                    if lost is not None:
-                        return lost
+                if time.monotonic() >= self._reclaim_due:
+                    self._reclaim_due = time.monotonic() + block_ms / 1000
+                    for skill in skills:
+                        lost = await self._reclaim(skill, worker, lease_ms)
+                        if lost is not None:
+                            self._reclaim_due = 0.0  # there may be more
+                            return lost
                 streams: Any = {self.qkey(s): ">" for s in skills}
                 reply = await self._claimer.xreadgroup(GROUP, worker, streams, count=1, block=block_ms)
                 delay = 0.05

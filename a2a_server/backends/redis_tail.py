@@ -19,6 +19,7 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
@@ -99,6 +100,7 @@ class Tail:
         self._client: Client | None = None
         self._closed = False
         self._wakes: set[asyncio.Task[None]] = set()
+        self._expire_due = 0.0
         self.healthy = True
 
     def join(self, key: str, position: int) -> _Sub:
@@ -131,7 +133,9 @@ class Tail:
     async def _wake(self) -> None:
         try:  # interrupts the blocked XREAD so that it reads the new follower's stream too
             await self.commands.xadd(self.wake_key, {"w": "1"}, maxlen=1)
-            await self.commands.expire(self.wake_key, 3600)
+            if time.monotonic() > self._expire_due:  # a process that dies leaves its wake key for an hour at most
+                self._expire_due = time.monotonic() + 600
+                await self.commands.expire(self.wake_key, 3600)
         except UNAVAILABLE:
             pass  # the reader is reconnecting and rebuilds its streams anyway
 
