@@ -165,7 +165,7 @@ class RedisQueue:
                     self._extra.append(Lease(_decode(fields[b"j"]), 1, f"{skill}\n{entry_id.decode()}\n{worker}"))
             if self._extra:
                 lease = self._extra.pop(0)
-                log.info("queue: task %s claimed by runner %s (delivery 1)", lease.job.task_id, worker)
+                log.debug("queue: task %s claimed by runner %s (delivery 1)", lease.job.task_id, worker)
                 return lease
 
     async def _reclaim(self, skill: str, worker: str, lease_ms: int) -> Lease | None:
