@@ -40,9 +40,11 @@ typecheck: $(STAMP) ## mypy --strict over the package, the skills and the tests
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --explicit-package-bases tests
 
-bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers
+bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers, Redis mode vs embedded
 	bash bench/run
 	$(BIN)/python -m bench.inference
+	bash scripts/install-redis
+	$(BIN)/python -m bench.redis_scale
 
 clean: ## remove the virtual environment
 	rm -rf $(VENV)
