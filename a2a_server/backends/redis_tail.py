@@ -136,8 +136,8 @@ class Tail:
             if time.monotonic() > self._expire_due:  # a process that dies leaves its wake key for an hour at most
                 self._expire_due = time.monotonic() + 600
                 await self.commands.expire(self.wake_key, 3600)
-        except UNAVAILABLE:
-            pass  # the reader is reconnecting and rebuilds its streams anyway
+        except Exception:  # unreachable or LOADING: the reader is reconnecting and rebuilds its streams anyway
+            pass
 
     async def _read_forever(self) -> None:
         assert self._client is not None
