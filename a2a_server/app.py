@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import BaseRoute, Route
 
 from a2a_server import card
 from a2a_server.backends import Backend, StoreLocked, check_free, open_backend, roles_of, store_path
@@ -23,6 +24,8 @@ from a2a_server.http import routes
 from a2a_server.http.auth import Gate
 from a2a_server.http.extensions import ExtensionsEcho
 from a2a_server.http.state import AppState
+from a2a_server.http.wellknown import healthz, readyz
+from a2a_server.http.wellknown import metrics as metrics_endpoint
 from a2a_server.keys import KeyFileError, Keyring
 from a2a_server.limits import LimitedService, Limits
 from a2a_server.metrics import Metrics
@@ -70,8 +73,10 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = await open_backend(
-            settings.store, buffer_limit=settings.subscriber_buffer, lease_seconds=settings.lease_seconds
-        )
+            settings.store, buffer_limit=settings.subscriber_buffer, lease_seconds=settings.lease_seconds,
+            retention_seconds=settings.retention_days * 86400,
+        )  # fmt: skip
+        runs_tasks = settings.role != "api"  # an API replica of a shared store runs no skill
         log.info("task store: %s", backend.describe)
         metrics = Metrics()
         runner = Runner(
@@ -81,9 +86,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
         )  # fmt: skip
         # without keys every caller is 'anonymous': a cap per owner would be one cap for the whole server, so none
         service: TaskService = LimitedService(
-            backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics, live=runner,
-            cancel_grace=settings.cancel_grace, push=backend.push, push_guard=UrlGuard(settings.push_allow),
-            limits=limits if keyring else replace(limits, running_tasks=0),
+            backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics,
+            live=runner if runs_tasks else None, cancel_grace=settings.cancel_grace, push=backend.push,
+            push_guard=UrlGuard(settings.push_allow), limits=limits if keyring else replace(limits, running_tasks=0),
         )  # fmt: skip
         sender = _push_sender(settings, backend, service, metrics)
         # billing channels (issue 12): the service checks and closes them, the runner charges per chunk
@@ -93,10 +98,13 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
         app.state.a2a = AppState(
             settings, service, Dispatcher(service), registry, static_card, drainer, keyring=keyring
         )
-        for skill in registry:
+        app.state.a2a.store_health = backend.health
+        for skill in registry if runs_tasks else ():
             await skill.start()
-        await runner.recover()
-        await runner.start()
+        if not backend.shared:  # a shared store's lost runs come back by lease expiry, not at a restart
+            await runner.recover()
+        if runs_tasks:
+            await runner.start()
         if sender is not None:
             await sender.start()
         service.channels.start()  # channels that expire while the server was down close now
@@ -111,7 +119,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             await _drain(service, runner, settings.shutdown_grace)
             if sender is not None:  # after the runs ended: their last events were handed over (or are in the log)
                 await sender.close()
-            for skill in registry:
+            for skill in registry if runs_tasks else ():
                 await skill.close()
             await backend.close()
 
@@ -119,7 +127,9 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     # limits) is inside both, so that its refusals carry their headers too
     gate = Middleware(Gate, keyring=keyring, limits=limits, max_body_bytes=settings.max_body_bytes)
     middleware = [*_middleware(settings), Middleware(ExtensionsEcho), gate]
-    return Starlette(routes=routes(), lifespan=lifespan, middleware=middleware)
+    # a worker answers no A2A request: only its probes and metrics, on its port
+    served = worker_routes() if settings.role == "worker" else routes()
+    return Starlette(routes=served, lifespan=lifespan, middleware=middleware)
 
 
 def _push_sender(settings: Settings, backend: Backend, service: TaskService, metrics: Metrics) -> PushSender | None:
@@ -133,6 +143,14 @@ def _push_sender(settings: Settings, backend: Backend, service: TaskService, met
     sender = PushSender(push, backend.store, backend.events, webhook, policy, metrics)
     service.push.watcher = sender
     return sender
+
+
+def worker_routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
 
 
 async def drain(app: Starlette, grace: float) -> None:
@@ -151,10 +169,11 @@ async def _drain(service: TaskService, runner: Runner | None, grace: float) -> N
 async def _announce_when_ready(registry: SkillRegistry, settings: Settings) -> None:
     """Say "ready" once every skill is (a model may still be loading when the server starts to listen), with
     where to go next."""
-    waiting = [s.name for s in registry if s.ready() is not None]
+    here = list(registry) if settings.role != "api" else []  # an API replica starts no skill: none to wait for
+    waiting = [s.name for s in here if s.ready() is not None]
     if waiting:
         log.info("a2a-server started; waiting for %s to be ready (GET /readyz says why)", ", ".join(waiting))
-    while any(s.ready() is not None for s in registry):
+    while any(s.ready() is not None for s in here):
         await asyncio.sleep(0.1)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     log.info("a2a-server ready: skills %s (default %s)", ", ".join(registry.names()), registry.default)

@@ -62,7 +62,9 @@ def _parser(describe_plugins: bool = False) -> argparse.ArgumentParser:
             p.add_argument("--blocking-timeout", type=float, help="longest wait of a blocking send (default 60 s)")
             p.add_argument("--log-level", help="debug, info, warning (default info)")
             p.add_argument(
-                "--store", help="sqlite (default: a file in the user's data dir), sqlite:///path/to.db or memory"
+                "--store",
+                help="sqlite (default: a file in the user's data dir), sqlite:///path/to.db, memory, or "
+                "redis://host:port/db (shared by API replicas and workers: see --role)",
             )
             p.add_argument("--cors-origins", help="comma-separated CORS allow-list (A2A_CORS_ORIGINS); default off")
             # callers (README "Security"); every limit is also an A2A_* variable (config.py)

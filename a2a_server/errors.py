@@ -18,7 +18,8 @@ A2AError                          code    http
 │   ├── TaskBusy                          409   a message for a task that is still running
 │   └── ShuttingDown                      503
 ├── ExtendedCardNotConfigured     -32007  400
-└── VersionNotSupported           -32009  400
+├── VersionNotSupported           -32009  400
+└── StoreUnavailable              -32603  503   the shared store (Redis) is unreachable; cause=store_unavailable
 """
 
 from __future__ import annotations
@@ -178,3 +179,10 @@ class TooManyRequests(A2AError):
     def __init__(self, message: str, retry_after: float, *, cause: str) -> None:
         super().__init__(message, {"retryAfterSeconds": max(1, round(retry_after))}, cause=cause)
         self.retry_after = max(1, round(retry_after))
+
+
+class StoreUnavailable(A2AError):
+    """The shared task store (Redis) cannot be reached right now: HTTP 503, JSON-RPC -32603 with the cause in the
+    message; the caller may retry (the backend reconnects by itself)."""
+
+    http_status = 503

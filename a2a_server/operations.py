@@ -119,7 +119,7 @@ async def resubscribe(service: TaskService, call: Call, dialect: Dialect, params
     task, last = await service.snapshot(q.id, call.reader)
     if call.last_event_id is not None:
         try:
-            after = cursor.parse(call.last_event_id, task.id, last)
+            after = cursor.parse(call.last_event_id, task.id, await service.resumable_after(task.id, last))
         except cursor.BadCursor as exc:
             raise InvalidParams(f"Invalid params: {exc}", {"taskId": task.id, "lastEventId": str(last)},
                                 param="Last-Event-ID") from None  # fmt: skip

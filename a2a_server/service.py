@@ -281,6 +281,11 @@ class TaskService:
             raise TaskNotFound(task_id)
         return found
 
+    async def resumable_after(self, task_id: str, reflected: int) -> int:
+        """The newest event id a client may resume after: a snapshot's ``reflected`` id, or newer when the log has
+        moved on since that snapshot (a runner in another process writes snapshots only with status events)."""
+        return max(reflected, await self.event_log.last_event_id(task_id))
+
     async def list(
         self,
         owner: str | None = ANONYMOUS,

@@ -16,6 +16,7 @@ import pytest
 from starlette.applications import Starlette
 
 from a2a_server import Settings, create_app
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +109,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     srv = start_server(tmp_path_factory.mktemp("server"), "--keepalive-seconds", "1", "--push-allow", "127.0.0.1")
     yield srv
     stop_server(srv)
+
+
+# ---------------------------------------------------------------- Redis (issue 10)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, in this test's tmp dir (AOF on); stopped after."""
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the tests that keep apart by key prefix (the contract suites)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

@@ -2,11 +2,13 @@
 
 memory   everything in this process; nothing survives a restart (tests, demos)
 sqlite   the embedded default: tasks and logs in one file, queue and control in this process
+redis    shared by every process (redis_*.py): API replicas and workers scale out, a task survives its worker
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +17,8 @@ from a2a_server.backends.local import LocalControl, LocalQueue
 from a2a_server.backends.lock import StoreLock, StoreLocked
 from a2a_server.backends.memory import MemoryStore
 from a2a_server.backends.memory_push import MemoryPushStore
+from a2a_server.backends.redis_backend import open_redis
+from a2a_server.backends.redis_conn import is_redis_url, parse_url
 from a2a_server.backends.sqlite import SQLiteStore
 from a2a_server.backends.sqlite_ledger import SQLiteLedger
 from a2a_server.backends.sqlite_push import SQLitePushStore
@@ -31,19 +35,24 @@ def store_path(url: str) -> Path | None:
     """The SQLite file a ``--store`` value names, or None for the memory store."""
     if url == "memory":
         return None
+    if is_redis_url(url):
+        parse_url(url)  # a bad URL fails here, before the server binds
+        return None
     if url in ("", "sqlite"):
         return default_sqlite_path()
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         if path:
             return Path(path)
-    raise ValueError(f"--store {url!r}: expected 'memory', 'sqlite' or 'sqlite:///path/to.db'")
+    raise ValueError(f"--store {url!r}: expected 'memory', 'sqlite', 'sqlite:///path/to.db' or 'redis://host:port/db'")
 
 
 def roles_of(url: str) -> tuple[str, ...]:
     """The ``--role`` values a store supports: the embedded ones keep the queue in the process, so one
     process must be both the API and the worker."""
     store_path(url)
+    if is_redis_url(url):
+        return ("all", "api", "worker")
     return ("all",)
 
 
@@ -58,6 +67,10 @@ class Backend:
     push: PushStore | None = None
     # billing channels (issue 12); a backend without its own keeps them in memory
     ledger: Ledger = field(default_factory=MemoryLedger)
+    # the shared store's connection as /readyz reports it: None when fine, else why not (Redis backend)
+    health: Callable[[], Awaitable[str | None]] | None = None
+    # several processes share it (Redis): a run lost with its process comes back by lease expiry
+    shared: bool = False
 
     async def close(self) -> None:
         await self.queue.close()
@@ -65,7 +78,11 @@ class Backend:
         await self.store.close()
 
 
-async def open_backend(url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0) -> Backend:
+async def open_backend(
+    url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0, retention_seconds: float = 0.0
+) -> Backend:
+    if is_redis_url(url):
+        return await open_redis(url, buffer_limit=buffer_limit, lease_seconds=lease_seconds, ttl=retention_seconds)
     path = store_path(url)
     store: MemoryStore | SQLiteStore
     push: PushStore

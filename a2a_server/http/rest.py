@@ -38,6 +38,7 @@ from a2a_server.errors import (
     InvalidParams,
     InvalidRequest,
     ShuttingDown,
+    StoreUnavailable,
     TooManyRequests,
     VersionNotSupported,
 )
@@ -91,7 +92,7 @@ class _ParseError(A2AError):
 def status_error(exc: A2AError) -> Response:
     """``exc`` as google.rpc.Status JSON (§11.6)."""
     http, status = _STATUS.get(exc.code, (exc.http_status, "UNKNOWN"))
-    if isinstance(exc, ShuttingDown):  # ours: the server is going away, not a precondition of the request
+    if isinstance(exc, ShuttingDown | StoreUnavailable):  # ours: the server or its store is away for now
         http, status = 503, "UNAVAILABLE"
     elif isinstance(exc, ChannelNotFound):  # billing channels: a -32602 that is about a missing resource
         http, status = 404, "NOT_FOUND"

@@ -32,6 +32,8 @@ class AppState:
     started: datetime = field(default_factory=lambda: datetime.now(UTC))
     # the API keys (None: auth off); see http/auth.py
     keyring: Keyring | None = None
+    # the shared store's connection for /readyz (Redis): None when fine, else why not
+    store_health: Callable[[], Awaitable[str | None]] | None = None
 
 
 def app_state(request: Request) -> AppState:

@@ -116,7 +116,7 @@ async def task_stream(request: Request) -> Response:
     after = 0
     if (raw := request.headers.get("last-event-id")) is not None:
         try:
-            after = cursor.parse(raw, task_id, last)
+            after = cursor.parse(raw, task_id, await service.resumable_after(task_id, last))
         except cursor.BadCursor as exc:
             return _error("invalid_last_event_id", str(exc), 400)
     frames = _frames(service, task_id, after, shape, owner)

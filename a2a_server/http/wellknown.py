@@ -48,6 +48,10 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     state = app_state(request)
     reasons = {s.name: why for s in state.skills if (why := s.ready()) is not None}
+    if state.settings.role == "api":
+        reasons = {}  # the skills run on the workers; this replica is ready when its store is
+    if state.store_health is not None and (why := await state.store_health()) is not None:
+        reasons["store"] = why
     if reasons:
         return json_response({"ready": False, "reasons": reasons}, 503)
     return json_response({"ready": True})

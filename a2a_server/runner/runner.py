@@ -45,6 +45,7 @@ class Runner:
         lease_seconds: float = 30.0,
         history_turns: int = 1000,
         ledger: Ledger | None = None,
+        max_deliveries: int = 5,
     ) -> None:
         self.store, self.events, self.queue, self.control, self.skills = store, events, queue, control, skills
         self.metrics = metrics or Metrics()
@@ -53,6 +54,8 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.history_turns = history_turns
         self.ledger = ledger
+        # a job handed out more often than this (its runners died or stalled each time) fails with the reason
+        self.max_deliveries = max_deliveries
         self.worker = new_id()[:12]
         self._runs: dict[str, Run] = {}
         self._loops: list[asyncio.Task[None]] = []
@@ -87,6 +90,8 @@ class Runner:
                     log.warning("task %s: its lease went to another runner; stopping it here", run.task.id)
                     run.fenced = True
                     run.ctx.cancelled.set()
+                except Exception as exc:  # a shared store away for a moment: the next beat tries again
+                    log.warning("task %s: could not extend its lease (%s)", run.task.id, exc)
 
     async def close(self, grace: float) -> None:
         """Claim nothing more, give running tasks ``grace`` seconds, then end the rest as failed."""
@@ -126,6 +131,12 @@ class Runner:
         run.creating = creating
         if skill is None:
             await run.finish(Status(TaskState.FAILED, f"the skill {task.skill!r} is not enabled on this worker"))
+            await self._ack(run)
+            return
+        if lease.deliveries > self.max_deliveries:  # a task that takes down every worker it runs on stops here
+            why = f"gave up after {lease.deliveries - 1} runs: each runner was lost before the task ended"
+            log.warning("task %s [%s] failed: %s", task.id, task.skill, why)
+            await run.finish(Status(TaskState.FAILED, why))
             await self._ack(run)
             return
         opening = REQUEUED if redelivered else None

@@ -15,6 +15,7 @@ from typing import Protocol
 import pytest
 
 from a2a_server.backends import MemoryStore, SQLiteStore
+from a2a_server.backends.redis_store import RedisStore
 from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import (
     Artifact,
@@ -29,21 +30,23 @@ from a2a_server.model import (
     TaskEvent,
     TaskState,
     TaskStatus,
+    new_id,
 )
 from a2a_server.ports import EventFilter, EventLog, GlobalEvent, LeaseLost, TaskExists, TaskFollow, TaskStore
+from tests.redis_server import RedisServer
 
 # every wait in this file is bounded by this: a lost wake-up fails the test instead of hanging it
 DEADLINE = 30
 
 
 class StoreLog(TaskStore, EventLog, Protocol):
-    """What the memory and SQLite stores are: both ports in one object."""
+    """What the memory, SQLite and Redis stores are: both ports in one object."""
 
 
 Opener = Callable[..., Awaitable[StoreLog]]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Opener]:
     """Open a fresh store of the backend under test (``buffer_limit`` for the live followers); closed after."""
     opened: list[StoreLog] = []
@@ -52,6 +55,9 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         s: StoreLog
         if request.param == "memory":
             s = MemoryStore(buffer_limit)
+        elif request.param == "redis":  # one server for the suite; each store its own key prefix
+            server: RedisServer = request.getfixturevalue("shared_redis")
+            s = await RedisStore.open(f"{server.url}?prefix=t-{new_id()}", buffer_limit=buffer_limit)
         else:
             s = await SQLiteStore.open(tmp_path / f"tasks-{len(opened)}.db", buffer_limit=buffer_limit)
         opened.append(s)

@@ -1,0 +1,269 @@
+"""Scale-out on Redis (issue 10), with real OS processes: 2 API replicas and 2 workers on one redis-server.
+
+Each test starts its own Redis (AOF on) and four ``a2a-server serve --store redis://…`` processes: two with
+``--role api`` (A and B), two with ``--role worker``. Workers hold a 2 s lease, so a lost worker's task is taken
+over within a few seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import ServerProcess, start_server, stop_server
+from tests.e2e.test_events import finished, read, send, text_of
+from tests.redis_server import RedisServer
+
+WORDS = [f"w{i:02d} " for i in range(40)]
+TEXT = "".join(WORDS)
+LEASE = 2.0
+
+
+def rpc(method: str, params: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+
+
+def frames(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(SSE id, JSON-RPC result) of each frame, as it arrives."""
+    event_id, data = "", ""
+    for line in response.iter_lines():
+        if line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line == "" and data:
+            body = json.loads(data)
+            assert "result" in body, body
+            yield event_id, body["result"]
+            event_id, data = "", ""
+
+
+def seq(event_id: str) -> int:
+    return int(event_id.rpartition(":")[2])
+
+
+def send_subscribe(task_id: str, delay_ms: int, text: str = TEXT) -> dict[str, Any]:
+    params = {"id": task_id, "message": {"role": "user", "parts": [{"type": "text", "text": text}]}}
+    params["metadata"] = {"delay_ms": delay_ms}
+    return rpc("tasks/sendSubscribe", params)
+
+
+def resubscribe(url: str, task_id: str, last_event_id: str) -> list[tuple[str, dict[str, Any]]]:
+    body = rpc("tasks/resubscribe", {"id": task_id})
+    with httpx.stream("POST", url + "/a2a", json=body, headers={"Last-Event-ID": last_event_id}, timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        return list(frames(r))
+
+
+def get(url: str, task_id: str) -> dict[str, Any]:
+    reply: dict[str, Any] = httpx.post(url + "/a2a", json=rpc("tasks/get", {"id": task_id}), timeout=30).json()
+    return reply
+
+
+@dataclass
+class Cluster:
+    redis: RedisServer
+    a: ServerProcess
+    b: ServerProcess
+    workers: list[ServerProcess]
+
+    def all(self) -> list[ServerProcess]:
+        return [self.a, self.b, *self.workers]
+
+    def runner_of(self, task_id: str, timeout: float = 10) -> ServerProcess:
+        """The one worker that runs the task (its log has the run's "task <id> [echo] submitted -> working")."""
+        started = re.compile(rf"task {re.escape(task_id)} \[\w+\] \S+ -> working")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            holders = [w for w in self.workers if started.search(w.log())]
+            if len(holders) == 1:
+                return holders[0]
+            time.sleep(0.05)
+        raise AssertionError(f"no single worker claimed {task_id}:\n" + "\n".join(w.log() for w in self.workers))
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisServer) -> Iterator[Cluster]:
+    env = {"A2A_LEASE_SECONDS": str(LEASE), "A2A_CANCEL_GRACE": "1"}
+    store = ("--store", redis_server.url)
+    procs: list[ServerProcess] = []
+    try:
+        for role in ("api", "api", "worker", "worker"):
+            procs.append(start_server(tmp_path, *store, "--role", role, "--keepalive-seconds", "1", env=env))
+        yield Cluster(redis_server, procs[0], procs[1], procs[2:])
+    finally:
+        for p in procs:
+            stop_server(p)
+
+
+def assert_alive(cluster: Cluster) -> None:
+    for p in cluster.all():
+        assert p.process.poll() is None, f"a process died:\n{p.log()}"
+
+
+# ---------------------------------------------------------------- any replica serves any task
+
+
+def test_a_task_started_through_a_streams_through_b_and_resumes_there_exactly(cluster: Cluster) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("ab-1", 40), timeout=60) as r:
+        for item in frames(r):
+            seen.append(item)
+            if len(seen) == 8:
+                break  # the client goes away from A; the task goes on on its worker
+    rest = resubscribe(cluster.b.url, "ab-1", seen[-1][0])
+    everything = resubscribe(cluster.b.url, "ab-1", "0")
+    ids = [seq(i) for i, _ in seen + rest]
+    assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate between A and B"
+    assert [r for _, r in seen + rest] == [r for _, r in everything]
+    assert rest[-1][1]["status"]["state"] == "completed" and rest[-1][1]["final"] is True
+    streamed = "".join(r["artifact"]["parts"][0]["text"] for _, r in seen + rest if "artifact" in r)
+    assert streamed == TEXT
+    for replica in (cluster.a, cluster.b):
+        task = get(replica.url, "ab-1")["result"]
+        assert task["status"]["state"] == "completed" and task["artifacts"][0]["parts"][0]["text"] == TEXT
+    assert_alive(cluster)
+
+
+def test_the_api_replicas_run_no_skill_and_the_workers_answer_no_a2a_request(cluster: Cluster) -> None:
+    worker = cluster.workers[0]
+    assert httpx.post(worker.url + "/a2a", json=rpc("tasks/get", {"id": "x"})).status_code == 404
+    assert httpx.get(worker.url + "/readyz").json() == {"ready": True}
+    assert "a2a_" in httpx.get(worker.url + "/metrics").text
+    assert httpx.get(cluster.a.url + "/readyz").json() == {"ready": True}
+    done = httpx.post(cluster.a.url + "/a2a", json=rpc("tasks/send", {"id": "role-1", "message": {
+        "role": "user", "parts": [{"type": "text", "text": "who runs me"}]}}), timeout=30).json()["result"]  # fmt: skip
+    assert done["status"]["state"] == "completed"
+    assert "-> working" not in cluster.a.log() + cluster.b.log()  # the API replicas ran nothing
+    assert cluster.runner_of("role-1") in cluster.workers
+
+
+# ---------------------------------------------------------------- a task survives its worker
+
+
+def test_a_worker_killed_mid_run_loses_its_task_to_the_other_which_completes_it(cluster: Cluster) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    started = time.monotonic()
+    with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("kill-1", 60), timeout=60) as r:
+        for item in frames(r):
+            seen.append(item)
+            if len(seen) == 8:
+                victim = cluster.runner_of("kill-1")
+                victim.process.send_signal(signal.SIGKILL)
+                victim.process.wait(timeout=10)
+    # the same stream went on: requeued on the other worker, then the whole answer again, then completed
+    ids = [seq(i) for i, _ in seen]
+    assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the worker's death"
+    states = [r["status"]["state"] for _, r in seen if "status" in r]
+    said = [r["status"].get("message", {}).get("parts", [{}])[0].get("text") for _, r in seen if "status" in r]
+    assert "requeued after worker loss" in said, said
+    assert states[-1] == "completed" and seen[-1][1]["final"] is True
+    survivor = next(w for w in cluster.workers if w is not victim)
+    assert "claimed by runner" in survivor.log() and "(delivery 2)" in survivor.log()
+    task = get(cluster.b.url, "kill-1")["result"]
+    assert task["status"]["state"] == "completed" and task["artifacts"][-1]["parts"][0]["text"] == TEXT
+    assert resubscribe(cluster.b.url, "kill-1", "0") == seen  # the log holds exactly what was streamed
+    print(f"SIGKILL → completed on the other worker in {time.monotonic() - started:.1f} s (lease {LEASE} s)")
+    assert all(p.process.poll() is None for p in (cluster.a, cluster.b, survivor))
+
+
+def test_a_paused_worker_past_its_lease_is_fenced_when_it_wakes(cluster: Cluster) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("stop-1", 60), timeout=60) as r:
+        for item in frames(r):
+            seen.append(item)
+            if len(seen) == 6:
+                paused = cluster.runner_of("stop-1")
+                paused.process.send_signal(signal.SIGSTOP)
+            if len(seen) > 6 and "status" in item[1] and "requeued" in json.dumps(item[1]):
+                time.sleep(0.5)
+                paused.process.send_signal(signal.SIGCONT)  # it wakes past its lease, mid-run on the other
+    ids = [seq(i) for i, _ in seen]
+    assert ids == list(range(1, len(ids) + 1)), "the woken worker wrote into the task"
+    assert seen[-1][1]["status"]["state"] == "completed"
+    deadline = time.monotonic() + 10
+    fenced = re.compile(r"stop-1: (stopped writing, another runner holds it now|its lease went to another runner)")
+    while not fenced.search(paused.log()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert fenced.search(paused.log()), paused.log()
+    assert resubscribe(cluster.b.url, "stop-1", "0") == seen
+    assert_alive(cluster)
+
+
+# ---------------------------------------------------------------- cancel from any replica
+
+
+def test_cancel_through_b_stops_a_run_started_through_a_within_the_bound(cluster: Cluster) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("cancel-1", 100), timeout=60) as r:
+        for item in frames(r):
+            seen.append(item)
+            if len(seen) == 5:
+                asked = time.monotonic()
+                reply = httpx.post(cluster.b.url + "/a2a", json=rpc("tasks/cancel", {"id": "cancel-1"}), timeout=30)
+                answered = time.monotonic()
+        ended = time.monotonic()
+    assert reply.json()["result"]["status"]["state"] == "canceled"
+    assert seen[-1][1]["status"]["state"] == "canceled" and seen[-1][1]["final"] is True
+    ids = [seq(i) for i, _ in seen]
+    assert ids == list(range(1, len(ids) + 1))
+    streamed = "".join(r["artifact"]["parts"][0]["text"] for _, r in seen if "artifact" in r)
+    assert len(streamed) < len(TEXT)  # stopped, not run to the end
+    print(f"cancel through B: answered in {(answered - asked) * 1000:.0f} ms, A's stream closed "
+          f"{(ended - asked) * 1000:.0f} ms after the request")  # fmt: skip
+    # the skill sleeps 100 ms between words: a cancel that took the 100 ms bound would let one more word out at most
+    assert ended - asked < 1.0
+    assert_alive(cluster)
+
+
+# ---------------------------------------------------------------- Redis restarted mid-run
+
+
+def test_a_redis_restart_mid_run_loses_nothing_and_crashes_nothing(cluster: Cluster) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    during: list[httpx.Response] = []
+    with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("redis-1", 60), timeout=90) as r:
+        for item in frames(r):
+            seen.append(item)
+            if len(seen) == 6:
+                cluster.redis.stop()  # SIGTERM: the AOF is flushed, as in an operator's restart
+                during.append(httpx.post(cluster.b.url + "/a2a", json=rpc("tasks/get", {"id": "redis-1"}), timeout=30))
+                during.append(httpx.get(cluster.b.url + "/a2a/rest/v1/tasks/redis-1", timeout=30))
+                during.append(httpx.get(cluster.b.url + "/readyz", timeout=30))
+                time.sleep(0.5)
+                cluster.redis.start()
+    rpc_error = during[0].json()["error"]
+    assert rpc_error["code"] == -32603 and "Redis" in rpc_error["message"], rpc_error
+    assert during[1].status_code == 503, during[1].text
+    assert during[2].status_code == 503 and "Redis" in during[2].text
+    ids = [seq(i) for i, _ in seen]
+    assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the Redis restart"
+    assert seen[-1][1]["status"]["state"] == "completed"
+    assert resubscribe(cluster.b.url, "redis-1", "0") == seen  # every event streamed is still in the log
+    assert get(cluster.b.url, "redis-1")["result"]["status"]["state"] == "completed"
+    assert httpx.get(cluster.b.url + "/readyz").json() == {"ready": True}
+    assert_alive(cluster)
+
+
+# ---------------------------------------------------------------- /a2a/events across replicas
+
+
+def test_a2a_events_on_b_carries_the_tasks_sent_through_a_in_the_global_order(cluster: Cluster) -> None:
+    first = send(cluster.a.url, "one two three", "ctx-x")
+    second = send(cluster.b.url, "four five", "ctx-x")
+    frames = read(cluster.b.url, finished(first, second))
+    cursors = [c for c, _ in frames]
+    assert cursors == sorted(set(cursors))  # increasing, each once
+    assert (text_of(frames, first), text_of(frames, second)) == ("one two three", "four five")
+    resumed = read(cluster.a.url, finished(second), last=cursors[2])  # resume on the other replica
+    assert [c for c, _ in resumed] == cursors[3:]
+    assert_alive(cluster)
