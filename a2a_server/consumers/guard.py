@@ -27,6 +27,11 @@ class Refused(ValueError):
     """The URL may not be called; the message says why (it names the host and the address)."""
 
 
+class Unresolved(Refused):
+    """The host does not resolve right now: nothing to check it against. Refused at delivery (retried later);
+    a config may still be set with it (DNS may be down, the receiver not deployed yet): delivery checks again."""
+
+
 class UrlGuard:
     def __init__(self, allow: Sequence[str] = (), *, resolve_timeout: float = 5.0) -> None:
         self.networks: list[Network] = []
@@ -52,7 +57,12 @@ class UrlGuard:
             raise Refused(f"{url!r} has an invalid port") from None
         if parts.username or parts.password:
             raise Refused("a URL with credentials in it is refused; use the config's authentication instead")
-        addresses = await self._resolve(host, port or (443 if parts.scheme == "https" else 80))
+        try:
+            addresses = await self._resolve(host, port or (443 if parts.scheme == "https" else 80))
+        except Unresolved:
+            if parts.scheme != "https" and host not in self.hosts:
+                raise Refused(f"{url!r}: https is required for a host outside --push-allow") from None
+            raise
         allowed = host in self.hosts or all(any(a in n for n in self.networks) for a in addresses)
         if allowed:
             return addresses
@@ -76,10 +86,10 @@ class UrlGuard:
             async with asyncio.timeout(self.resolve_timeout):
                 infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError) as exc:
-            raise Refused(f"host {host} does not resolve ({exc})") from None
+            raise Unresolved(f"host {host} does not resolve ({exc})") from None
         found = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
         if not found:
-            raise Refused(f"host {host} does not resolve")
+            raise Unresolved(f"host {host} does not resolve")
         return found
 
 

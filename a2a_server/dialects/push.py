@@ -71,6 +71,19 @@ def _validate(model: type[_Config], raw: Any, prefix: str) -> PushConfigIn:
     return PushConfigIn(c.url, field, c.id, c.token, scheme, credentials, c.artifacts, c.signing_secret)
 
 
+def _json_names(params: Any) -> Any:
+    """ProtoJSON parsers accept a field's proto name as well as its JSON name (``task_id`` for ``taskId``): the
+    1.0 conformance suite's JSON-RPC client sends the proto names for the push methods."""
+    if not isinstance(params, dict) or not any("_" in k for k in params):
+        return params
+    out = dict(params)
+    for key in params:
+        if "_" in key:
+            head, *rest = key.split("_")
+            out.setdefault(head + "".join(w[:1].upper() + w[1:] for w in rest), out.pop(key))
+    return out
+
+
 def _string(params: Any, key: str) -> str:
     value = params.get(key) if isinstance(params, dict) else None
     if not isinstance(value, str) or not value:
@@ -186,14 +199,16 @@ class _V10(PushWire):
     version = "1.0"
 
     def parse_set(self, params: Any) -> tuple[str, PushConfigIn]:
+        params = _json_names(params)
         task_id = _string(params, "taskId")
         return task_id, _validate(_Config10, params, "")
 
     def parse_ref(self, params: Any, *, need_id: bool) -> tuple[str, str | None]:
+        params = _json_names(params)
         return _string(params, "taskId"), _string(params, "id")
 
     def parse_task(self, params: Any) -> str:
-        return _string(params, "taskId")
+        return _string(_json_names(params), "taskId")
 
     def parse_in_send(self, raw: Any, prefix: str) -> PushConfigIn:
         return _validate(_Config10, raw, prefix)

@@ -201,3 +201,29 @@ async def test_a_config_in_a_0_3_stream_request_is_delivered(client: httpx.Async
     assert '"final":true' in frames[-1].replace(" ", "")
     await until(lambda: any(h.body["status"]["state"] == "completed" for h in receiver.accepted), what="completed")
     assert [h.body["status"]["state"] for h in receiver.accepted][-1] == "completed"
+
+
+async def test_1_0_push_methods_take_proto_field_names(client: httpx.AsyncClient, receiver: Receiver) -> None:
+    """Regression (the 1.0 conformance suite's JSON-RPC client): ProtoJSON accepts ``task_id`` for ``taskId``."""
+    params = {"message": {"messageId": uuid4().hex, "role": "ROLE_USER", "parts": [{"text": "hi"}]}}
+    task = (await rpc(client, "SendMessage", params, "1.0"))["result"]["task"]
+    made = await rpc(client, "CreateTaskPushNotificationConfig",
+                     {"task_id": task["id"], "id": "proto", "url": receiver.url}, "1.0")  # fmt: skip
+    assert made["result"]["taskId"] == task["id"] and made["result"]["id"] == "proto", made
+    got = await rpc(client, "GetTaskPushNotificationConfig", {"task_id": task["id"], "id": "proto"}, "1.0")
+    assert got["result"]["url"] == receiver.url, got
+    listed = await rpc(client, "ListTaskPushNotificationConfigs", {"task_id": task["id"]}, "1.0")
+    assert [c["id"] for c in listed["result"]["configs"]] == ["proto"], listed
+
+
+async def test_a_host_that_does_not_resolve_yet_is_accepted_over_https_only(client: httpx.AsyncClient) -> None:
+    """Nothing to check a name against until it resolves (``.invalid`` never does): the config is stored and every
+    delivery checks the address again before it connects; plain http to it is still refused."""
+    params = {"message": {"messageId": uuid4().hex, "role": "ROLE_USER", "parts": [{"text": "hi"}]}}
+    task = (await rpc(client, "SendMessage", params, "1.0"))["result"]["task"]
+    made = await rpc(client, "CreateTaskPushNotificationConfig",
+                     {"taskId": task["id"], "id": "later", "url": "https://receiver.invalid/hook"}, "1.0")  # fmt: skip
+    assert made["result"]["url"] == "https://receiver.invalid/hook", made
+    plain = {"taskId": task["id"], "id": "plain", "url": "http://receiver.invalid/hook"}
+    refused = await rpc(client, "CreateTaskPushNotificationConfig", plain, "1.0")
+    assert refused["error"]["code"] == -32602 and "https is required" in refused["error"]["message"], refused
