@@ -231,10 +231,15 @@ def test_cancel_through_b_stops_a_run_started_through_a_within_the_bound(cluster
 def test_a_redis_restart_mid_run_loses_nothing_and_crashes_nothing(cluster: Cluster) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
     during: list[httpx.Response] = []
+    acknowledged: list[tuple[str, dict[str, Any]]] = []
+    aof = cluster.redis.directory
+    loads = cluster.redis.log().count("DB loaded from append only file")
     with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("redis-1", 60), timeout=90) as r:
         for item in frames(r):
             seen.append(item)
             if len(seen) == 6:
+                acknowledged = list(seen)  # streamed to a caller, so committed to Redis before the restart
+                before = cluster.redis.process
                 cluster.redis.stop()  # SIGTERM: the AOF is flushed, as in an operator's restart
                 during.append(httpx.post(cluster.b.url + "/a2a", json=rpc("tasks/get", {"id": "redis-1"}), timeout=30))
                 during.append(httpx.get(cluster.b.url + "/a2a/rest/v1/tasks/redis-1", timeout=30))
@@ -251,6 +256,28 @@ def test_a_redis_restart_mid_run_loses_nothing_and_crashes_nothing(cluster: Clus
     assert resubscribe(cluster.b.url, "redis-1", "0") == seen  # every event streamed is still in the log
     assert get(cluster.b.url, "redis-1")["result"]["status"]["state"] == "completed"
     assert httpx.get(cluster.b.url + "/readyz").json() == {"ready": True}
+    # a restart, not only a pause: a new redis-server process, on the same port, loaded the same AOF directory
+    assert cluster.redis.process is not None and cluster.redis.process is not before
+    assert cluster.redis.directory == aof and any(aof.rglob("*.aof")), list(aof.rglob("*"))
+    assert cluster.redis.log().count("DB loaded from append only file") > loads, cluster.redis.log()
+    # what was acknowledged before the restart is all still there, read from the start on both replicas
+    for replica in (cluster.a, cluster.b):
+        assert resubscribe(replica.url, "redis-1", "0")[: len(acknowledged)] == acknowledged
+    # new tasks work through both replicas once Redis is back
+    for replica, name in ((cluster.a, "after-a"), (cluster.b, "after-b")):
+        done = httpx.post(replica.url + "/a2a", json=rpc("tasks/send", {"id": name, "message": {
+            "role": "user", "parts": [{"type": "text", "text": "back again"}]}}), timeout=60).json()  # fmt: skip
+        assert done["result"]["status"]["state"] == "completed", done
+        assert done["result"]["artifacts"][0]["parts"][0]["text"] == "back again"
+    # the global stream (/a2a/events from its beginning) holds every event of the task once, in order, then the new
+    everything = read(cluster.b.url, finished("redis-1", "after-a", "after-b"), last=0)
+    cursors = [c for c, _ in everything]
+    assert cursors == sorted(set(cursors))
+    ours = [d for _, d in everything if "redis-1" in json.dumps(d)]
+    assert len(ours) == len(seen), (len(ours), len(seen))
+    assert text_of(everything, "redis-1") == "".join(
+        r["artifact"]["parts"][0]["text"] for _, r in seen if "artifact" in r
+    )
     assert_alive(cluster)
 
 
