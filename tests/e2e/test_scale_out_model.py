@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
+from tests.e2e.test_scale_out import active_runs
 from tests.e2e.wire import V10_HEADERS, rpc, send10
 from tests.redis_server import RedisServer
 
@@ -75,19 +76,11 @@ def wait_ready(server: ServerProcess) -> None:
         time.sleep(0.2)
 
 
-def running(worker: ServerProcess) -> float:
-    """The worker's ``a2a_tasks_active`` gauge: how many tasks it runs now."""
-    metrics = httpx.get(worker.url + "/metrics", timeout=10).text
-    found = re.search(r"^a2a_tasks_active (\S+)$", metrics, re.M)
-    assert found is not None, metrics
-    return float(found.group(1))
-
-
 def holder(workers: list[ServerProcess]) -> ServerProcess:
     """The one worker that runs a task now (its a2a_tasks_active gauge; only one task runs in the test)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        holders = [w for w in workers if running(w) > 0]
+        holders = [w for w in workers if active_runs(w) > 0]
         if len(holders) == 1:
             return holders[0]
         time.sleep(0.05)
