@@ -66,6 +66,8 @@ class Run:
     stream_chunks: list[str] = field(default_factory=list)
     stream_index: int = 0
     stream_closed: bool = False
+    # a re-run: the artifact the lost run streamed in part, which this run's stream restarts (rerun.py)
+    restart: Artifact | None = None
     clock: RunClock = field(default_factory=RunClock)
     # set when the runner ends the run for its own reason (event cap, shutdown): the final status to use
     abort: Status | None = None
@@ -194,7 +196,13 @@ class Run:
         if art is None:
             art = self.stream_artifact = Artifact(artifact_id=new_id(), name="output", parts=[Part.of_text("")])
             self.stream_index = len(self.task.artifacts)
-            self.task.artifacts.append(art)
+            if self.restart is not None:  # same id, append false: the lost run's partial answer is replaced
+                art.artifact_id, art.name = self.restart.artifact_id, self.restart.name
+                ids = [a.artifact_id for a in self.task.artifacts]
+                if art.artifact_id in ids:
+                    self.stream_index = ids.index(art.artifact_id)
+                    del self.task.artifacts[self.stream_index]
+            self.task.artifacts.insert(self.stream_index, art)
         # joined only when someone looks (sync): appending to the part's text each time is O(n²)
         self.stream_chunks.append(ev.text)
         self.stream_closed = ev.last

@@ -21,12 +21,12 @@ from a2a_server.metrics import Metrics
 from a2a_server.model import Message, Part, Role, StatusEvent, Task, TaskState, TaskStatus, new_id
 from a2a_server.ports import Control, EventLog, Job, Lease, LeaseLost, TaskQueue, TaskStore
 from a2a_server.runner.meter import Meter
+from a2a_server.runner.rerun import REQUEUED, abandoned_output, opening
 from a2a_server.runner.run import Run
 from a2a_server.skill import SkillContext, SkillEvent, SkillRegistry, Status
 
 log = logging.getLogger("a2a_server.tasks")
 
-REQUEUED = "requeued after worker loss"
 INTERRUPTED = "interrupted by server restart"
 
 
@@ -139,12 +139,15 @@ class Runner:
             await run.finish(Status(TaskState.FAILED, why))
             await self._ack(run)
             return
-        opening = REQUEUED if redelivered else None
+        said = None
         if redelivered:
             log.info("task %s [%s] %s (delivery %d)", task.id, task.skill, REQUEUED, lease.deliveries)
             await self._void_abandoned(task)
+            # a partly streamed answer is restarted, not kept beside the new one (rerun.py)
+            run.restart = await abandoned_output(self.events, task.id) if last_id > 0 else None
+            said = opening(run.restart)
         self._meter(run)
-        run.job = asyncio.create_task(self._run(run, skill.run(ctx), last_id > 0, opening))
+        run.job = asyncio.create_task(self._run(run, skill.run(ctx), last_id > 0, said))
 
     async def _run(self, run: Run, events: AsyncIterator[SkillEvent], continuing: bool, opening: str | None) -> None:
         await run.drive(events, continuing, opening)
