@@ -300,7 +300,9 @@ def test_the_client_works_against_the_official_sdk_server(sdk_agent: str, dialec
         r = run_cli("send", sdk_agent, "hello sdk world", "--dialect", dialect, *flags)
         assert r.returncode == 0, r.stderr
         assert r.stdout.splitlines()[1:] == ["hello sdk world ", "state: completed"]
-    sender = Running("send", sdk_agent, WORDS, "--stream", "--dialect", dialect)
+    # 60 words at 0.2 s each: the cancel (a new CLI process) lands within 12 s even on a loaded machine; with 12
+    # words (2.4 s) the SDK's task sometimes completed first in CI and the cancel was refused
+    sender = Running("send", sdk_agent, " ".join(f"w{i}" for i in range(1, 61)), "--stream", "--dialect", dialect)
     task_id = sender.task_id()
     sender.wait_for("w1 ")
     assert run_cli("task", "cancel", sdk_agent, task_id, "--dialect", dialect).returncode == 0
