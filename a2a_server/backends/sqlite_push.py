@@ -10,6 +10,7 @@ import builtins
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from a2a_server.backends.sqlite import SQLiteStore
@@ -19,6 +20,9 @@ _COLUMNS = "task_id, id, created, owner, state, json"
 _UPSERT = f"""INSERT INTO push_configs ({_COLUMNS})
     VALUES (?1, ?2, (SELECT COALESCE(MAX(created), 0) + 1 FROM push_configs), ?3, ?4, ?5)
     ON CONFLICT (task_id, id) DO UPDATE SET owner = ?3, state = ?4, json = ?5"""
+
+# task ids asked about in one read (a page of ListTasks is at most 100; SQLite allows 32766 parameters)
+_MAX_IDS = 1000
 
 
 def _row(config: PushConfig) -> tuple[str, str, str, str, str]:
@@ -86,3 +90,15 @@ class SQLitePushStore:
     async def active(self) -> builtins.list[PushConfig]:
         sql = "SELECT json FROM push_configs WHERE state != 'done' ORDER BY created"
         return await self._store._read(lambda conn: [_config(js) for (js,) in conn.execute(sql)])
+
+    async def failing(self, task_ids: Sequence[str], *, owner: str | None = None) -> builtins.list[PushConfig]:
+        # push_configs_by_state answers "none failing" (the usual case) with one probe of the index
+        ids = list(dict.fromkeys(task_ids))[:_MAX_IDS]
+        if not ids:
+            return []
+        sql = f"SELECT json FROM push_configs WHERE state = 'failing' AND task_id IN ({', '.join('?' * len(ids))})"
+        args: list[str] = ids
+        if owner is not None:
+            sql, args = sql + " AND owner = ?", [*ids, owner]
+        sql += " ORDER BY created"
+        return await self._store._read(lambda conn: [_config(js) for (js,) in conn.execute(sql, args)])
