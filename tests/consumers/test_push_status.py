@@ -28,9 +28,10 @@ async def serving(store: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(skills=["echo"], store=store, push_allow=["127.0.0.1"], push_retry_base=0.05,
                         push_retry_max=0.3, push_max_failures=2)  # fmt: skip
     app = create_app(settings)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client,
+    ):
         yield client
 
 
