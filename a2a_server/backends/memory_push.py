@@ -15,13 +15,13 @@ class MemoryPushStore:
     def __init__(self) -> None:
         self._configs: dict[tuple[str, str], PushConfig] = {}  # insertion order = creation order
         # the keys of the "failing" configs: every read of a task asks, and the answer is nearly always "none"
-        self._failing: set[tuple[str, str]] = set()
+        self._failing: dict[tuple[str, str], None] = {}  # a dict: ordered, so reads are deterministic
 
     def _mark(self, key: tuple[str, str], state: str | None) -> None:
         if state == "failing":
-            self._failing.add(key)
+            self._failing.setdefault(key)
         else:
-            self._failing.discard(key)
+            self._failing.pop(key, None)
 
     async def put(self, config: PushConfig) -> None:
         self._configs.pop((config.task_id, config.id), None)
@@ -63,8 +63,6 @@ class MemoryPushStore:
         if not self._failing:
             return []
         wanted = set(task_ids)
-        return [
-            copy.deepcopy(c)
-            for key, c in self._configs.items()
-            if key in self._failing and c.task_id in wanted and (owner is None or c.owner == owner)
-        ]
+        found = [self._configs[key] for key in self._failing if key[0] in wanted]
+        found.sort(key=lambda c: c.created)  # oldest first, as the other reads (not a scan of every config)
+        return [copy.deepcopy(c) for c in found if owner is None or c.owner == owner]
