@@ -36,13 +36,26 @@ def _config(raw: str) -> PushConfig:
 
 
 class SQLitePushStore:
-    """``PushStore`` over an open ``SQLiteStore`` (which owns the connection and closes it)."""
+    """``PushStore`` over an open ``SQLiteStore`` (which owns the connection and closes it); one per store, as
+    ``open_backend`` makes it (``failing`` trusts what this instance saw written)."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self._store = store
+        # The tasks that may have a failing config: a superset (added to before the write that marks one failing,
+        # pruned by the read that finds none), so that a read of a task with none asks no query at all. Exact
+        # because a SQLite store belongs to one process (see backends/lock.py), whose sender does every write.
+        self._maybe: dict[str, None] = {}
+        self._loaded = False  # the ones already failing in the file are read at the first ``failing``
+        self._added = 0  # counts additions: a read prunes only when none happened while it queried
+
+    def _may_fail(self, task_id: str) -> None:
+        self._maybe[task_id] = None
+        self._added += 1
 
     async def put(self, config: PushConfig) -> None:
         row = _row(config)
+        if config.delivery.state == "failing":
+            self._may_fail(config.task_id)
         await self._store._write(lambda conn: conn.execute(_UPSERT, row))
 
     async def get(self, task_id: str, config_id: str, *, owner: str | None = None) -> PushConfig | None:
@@ -71,6 +84,8 @@ class SQLitePushStore:
 
     async def record(self, task_id: str, config_id: str, delivery: Delivery) -> bool:
         state, saved = delivery.state, dataclasses.asdict(delivery)
+        if state == "failing":
+            self._may_fail(task_id)
 
         def op(conn: sqlite3.Connection) -> bool:
             row = conn.execute("SELECT json FROM push_configs WHERE task_id = ? AND id = ?", (task_id, config_id))
@@ -92,13 +107,19 @@ class SQLitePushStore:
         return await self._store._read(lambda conn: [_config(js) for (js,) in conn.execute(sql)])
 
     async def failing(self, task_ids: Sequence[str], *, owner: str | None = None) -> builtins.list[PushConfig]:
-        # push_configs_by_state answers "none failing" (the usual case) with one probe of the index
-        ids = list(dict.fromkeys(task_ids))[:_MAX_IDS]
+        if not self._loaded:
+            sql = "SELECT DISTINCT task_id FROM push_configs WHERE state = 'failing'"  # push_configs_by_state
+            self._maybe.update(dict.fromkeys(await self._store._read(lambda conn: [t for (t,) in conn.execute(sql)])))
+            self._loaded = True
+        ids = [t for t in dict.fromkeys(task_ids) if t in self._maybe][:_MAX_IDS]
         if not ids:
-            return []
+            return []  # the usual answer, and no query
+        added = self._added
         sql = f"SELECT json FROM push_configs WHERE state = 'failing' AND task_id IN ({', '.join('?' * len(ids))})"
-        args: list[str] = ids
-        if owner is not None:
-            sql, args = sql + " AND owner = ?", [*ids, owner]
-        sql += " ORDER BY created"
-        return await self._store._read(lambda conn: [_config(js) for (js,) in conn.execute(sql, args)])
+        found = await self._store._read(
+            lambda conn: [_config(js) for (js,) in conn.execute(sql + " ORDER BY created", ids)]
+        )
+        if self._added == added:  # not owner-filtered yet: prune only tasks that truly have none
+            for task_id in set(ids).difference(c.task_id for c in found):
+                self._maybe.pop(task_id, None)
+        return [c for c in found if owner is None or c.owner == owner]

@@ -67,15 +67,17 @@ async def test_sqlite_configs_survive_a_reopen_and_go_with_a_purged_task(tmp_pat
     task = Task(id="t1", context_id="c", status=TaskStatus(state=TaskState.COMPLETED, timestamp="2000-01-01T00:00:00Z"))
     await store.create(task)
     await SQLitePushStore(store).put(config())
-    await SQLitePushStore(store).record("t1", "c1", Delivery(cursor=4, delivered=4))
+    await SQLitePushStore(store).record("t1", "c1", Delivery(cursor=4, delivered=4, state="failing"))
     await store.close()
     store = await SQLiteStore.open(path)
     try:
         push = SQLitePushStore(store)
         got = await push.get("t1", "c1")
         assert got is not None and got.delivery.cursor == 4 and got.token == "tok"
+        assert [c.id for c in await push.failing(["t1"])] == ["c1"]  # known failing from the file, after a restart
         assert await store.purge_finished_before("2001-01-01T00:00:00Z") == 1
         assert await push.list("t1") == []
+        assert await push.failing(["t1"]) == []
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
