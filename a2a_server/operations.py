@@ -106,7 +106,8 @@ async def _open_stream(service: TaskService, call: Call, dialect: Dialect, req: 
 
 async def get(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
     q = dialect.parse_task_query(params)
-    return dialect.task(await service.get(q.id, call.reader), q.history_length)
+    task = await service.shown(await service.get(q.id, call.reader), call.reader)  # failing webhooks shown
+    return dialect.task(task, q.history_length)
 
 
 async def cancel(service: TaskService, call: Call, dialect: Dialect, params: Any) -> JSON | StreamPlan:
@@ -129,7 +130,7 @@ async def resubscribe(service: TaskService, call: Call, dialect: Dialect, params
             f"Task {task.id} is {task.status.state.value}; SubscribeToTask needs a task that is not terminal",
             {"taskId": task.id},
         )
-    snapshot = dialect.stream_item(task)
+    snapshot = dialect.stream_item(await service.shown(task, call.reader))  # failing webhooks shown
     if dialect is V10:
         # 1.0: the stream closes only at a terminal state, so it stays open through an input-required turn
         return StreamPlan(dialect, task.id, last, None, snapshot, turns=service.turns(task, last))

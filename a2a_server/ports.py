@@ -304,6 +304,8 @@ class PushStore(Protocol):
     - ``put`` stores a config, replacing the one with the same ``(task_id, id)`` (its delivery state too).
     - ``record`` saves a config's delivery state; False when the config is gone (deleted meanwhile).
     - ``active`` lists every config not "done", oldest first: what a sender resumes after a restart.
+    - ``failing`` lists the configs of these tasks whose state is "failing", oldest first: what a read of a task
+      shows (push_status.py). It runs on every read, so it must be cheap, above all when nothing is failing.
     - Implementations must not block the event loop.
     """
 
@@ -318,3 +320,5 @@ class PushStore(Protocol):
     async def record(self, task_id: str, config_id: str, delivery: Delivery) -> bool: ...
 
     async def active(self) -> builtins.list[PushConfig]: ...
+
+    async def failing(self, task_ids: Sequence[str], *, owner: str | None = None) -> builtins.list[PushConfig]: ...

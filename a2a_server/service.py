@@ -18,7 +18,7 @@ import builtins
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
 from a2a_server.channels import Channels
@@ -52,6 +52,7 @@ from a2a_server.ports import (
     TaskStore,
 )
 from a2a_server.push_configs import PushConfigs
+from a2a_server.push_status import shown as push_shown
 from a2a_server.skill import InvalidSkillParams, Skill, SkillRegistry, UnknownSkill
 
 log = logging.getLogger("a2a_server.tasks")
@@ -296,10 +297,15 @@ class TaskService:
         page_size: int = 50,
         page_token: str | None = None,
     ) -> TaskPage:
-        return await self.store.list(
+        page = await self.store.list(
             owner=owner, context_id=context_id, state=state, updated_after=updated_after, page_size=page_size,
             page_token=page_token,
         )  # fmt: skip
+        return replace(page, tasks=await push_shown(self.push.store, page.tasks, owner))  # one query a page
+
+    async def shown(self, task: Task, owner: str | None = ANONYMOUS) -> Task:
+        """The task as a client reads it: with its failing push configs in its metadata (push_status.py)."""
+        return (await push_shown(self.push.store, [task], owner))[0]
 
     # ------------------------------------------------------------------ cancel
 

@@ -67,16 +67,41 @@ async def test_sqlite_configs_survive_a_reopen_and_go_with_a_purged_task(tmp_pat
     task = Task(id="t1", context_id="c", status=TaskStatus(state=TaskState.COMPLETED, timestamp="2000-01-01T00:00:00Z"))
     await store.create(task)
     await SQLitePushStore(store).put(config())
-    await SQLitePushStore(store).record("t1", "c1", Delivery(cursor=4, delivered=4))
+    await SQLitePushStore(store).record("t1", "c1", Delivery(cursor=4, delivered=4, state="failing"))
     await store.close()
     store = await SQLiteStore.open(path)
     try:
         push = SQLitePushStore(store)
         got = await push.get("t1", "c1")
         assert got is not None and got.delivery.cursor == 4 and got.token == "tok"
+        assert [c.id for c in await push.failing(["t1"])] == ["c1"]  # known failing from the file, after a restart
         assert await store.purge_finished_before("2001-01-01T00:00:00Z") == 1
         assert await push.list("t1") == []
+        assert await push.failing(["t1"]) == []
     finally:
         await store.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+async def test_failing_lists_only_failing_configs_of_the_asked_tasks_and_owner(push: PushStore) -> None:
+    await push.put(config("t1", "a"))
+    await push.put(config("t1", "b"))
+    await push.put(config("t2", "a", owner="bob"))
+    assert await push.failing(["t1", "t2"]) == []
+    failing = Delivery(cursor=2, state="failing", attempts=5, last_status="500", next_try="2026-01-01T00:00:00Z")
+    assert await push.record("t1", "b", failing)
+    assert await push.record("t2", "a", failing)
+    assert [(c.task_id, c.id) for c in await push.failing(["t1", "t2"])] == [("t1", "b"), ("t2", "a")]
+    assert [(c.task_id, c.id) for c in await push.failing(["t1", "t2"], owner="alice")] == [("t1", "b")]
+    assert await push.failing(["t1"], owner="bob") == []  # another owner's task shows nothing
+    assert await push.failing(["t3"]) == [] and await push.failing([]) == []
+    got = await push.failing(["t1"])
+    assert got[0].delivery == failing
+    await push.record("t1", "b", Delivery(cursor=3, state="active"))  # delivered again: no longer failing
+    await push.delete("t2", "a")
+    assert await push.failing(["t1", "t2"]) == []
+    stored_failing = config("t1", "c")
+    stored_failing.delivery = failing  # put keeps the delivery state it is given (a config set again)
+    await push.put(stored_failing)
+    assert [c.id for c in await push.failing(["t1"])] == ["c"]
