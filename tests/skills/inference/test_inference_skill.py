@@ -64,13 +64,16 @@ async def test_streaming_order_and_usage_with_the_tiny_model(
     tokens = [e for e in events[1:-1]]
     assert all(isinstance(t, Token) for t in tokens)
     assert [t.last for t in tokens if isinstance(t, Token)][-1] is True
-    assert len(tokens) > 10  # one event per token, not one per answer
+    # streamed, not one event per answer; tokens that are ready together may share an event when the loop is slow
+    # (a loaded CI machine once gave 8 events for 40 tokens), so the count of model tokens is what adds up
+    assert len(tokens) > 1
     done = final(events)
     assert done.state is TaskState.COMPLETED
     assert done.metadata is not None
     u, timings = done.metadata["usage"], done.metadata["timings"]
     assert u["finish_reason"] in {"length", "stop"}
     assert u["completion_tokens"] == 40 or u["finish_reason"] == "stop"
+    assert sum(t.count for t in tokens if isinstance(t, Token) and t.text) <= u["completion_tokens"]
     assert u["prompt_tokens"] > 5 and u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"]
     assert u["cost"] == "0"  # the registry's models are unpriced unless configured
     assert timings["ttft_ms"] > 0 and timings["tokens_per_second"] > 0
