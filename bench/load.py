@@ -132,9 +132,8 @@ def rpc(method: str, params: dict[str, Any], rid: int | str = 1) -> dict[str, An
 
 def message(text: str, context: str, **configuration: Any) -> dict[str, Any]:
     """1.0 SendMessage params."""
-    params: dict[str, Any] = {
-        "message": {"messageId": os.urandom(8).hex(), "role": "ROLE_USER", "parts": [{"text": text}], "contextId": context}
-    }
+    msg = {"messageId": os.urandom(8).hex(), "role": "ROLE_USER", "parts": [{"text": text}], "contextId": context}
+    params: dict[str, Any] = {"message": msg}
     if configuration:
         params["configuration"] = configuration
     return params

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.load import HEADERS, RssSampler, list_context, message, rpc, stalled_stream, start, words  # noqa: E402
+from bench.load import HEADERS, RssSampler, list_context, message, rpc, stalled_stream, start, words
 
 MB = 1024 * 1024
 
@@ -56,7 +56,8 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, float]:
     try:
         with httpx.Client(timeout=60) as c:
             for _ in range(3):  # warm-up: imports, first tasks, the allocator's first arenas
-                c.post(server.url + "/a2a", json=rpc("SendMessage", message(words(args.words), "warm")), headers=HEADERS)
+                warm = rpc("SendMessage", message(words(args.words), "warm"))
+                c.post(server.url + "/a2a", json=warm, headers=HEADERS)
             time.sleep(1)
             base = server.rss()
             context = f"slow-{mode}-{os.urandom(4).hex()}"
@@ -73,7 +74,8 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, float]:
                         body = rpc("SendMessage", message(text, context, returnImmediately=True), i)
                         c.post(server.url + "/a2a", json=body, headers=HEADERS).raise_for_status()
                     else:
-                        sockets.append(stalled_stream(server.port, rpc("SendStreamingMessage", message(text, context), i)))
+                        body = rpc("SendStreamingMessage", message(text, context), i)
+                        sockets.append(stalled_stream(server.port, body))
                 done_at = None
                 while time.monotonic() - t0 < args.timeout:
                     tasks = list_context(c, server.url, context)

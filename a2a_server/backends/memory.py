@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT, EventBus
-from a2a_server.backends.weight import global_bytes, logged_bytes
 from a2a_server.backends.follow import LocalFollow, follow_all
+from a2a_server.backends.weight import global_bytes, logged_bytes
 from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import LoggedEvent, MessageEvent, StatusEvent, Task, TaskEvent, TaskState
 from a2a_server.ports import EventFilter, GlobalEvent, LeaseLost, TaskExists, TaskPage

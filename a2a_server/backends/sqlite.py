@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT, EventBus
-from a2a_server.backends.weight import global_bytes, logged_bytes
 from a2a_server.backends.follow import LocalFollow, follow_all
 from a2a_server.backends.lock import StoreLock
 from a2a_server.backends.memory import event_state
@@ -44,6 +43,7 @@ from a2a_server.backends.sqlite_schema import (
     UNSETTLED,
     UPDATE_TASK,
 )
+from a2a_server.backends.weight import global_bytes, logged_bytes
 from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
 from a2a_server.ports import EventFilter, GlobalEvent, LeaseLost, TaskExists, TaskPage
