@@ -37,6 +37,7 @@ class Subscription(Generic[T]):
         self._limit = limit
         self._byte_limit = byte_limit
         self._buffer: deque[T] = deque()
+        self._sizes: deque[int] = deque()  # the estimate of each buffered event
         self.buffered_bytes = 0  # the estimated size of what is in the buffer
         # True until the consumer takes a batch and again whenever it waits for the next one: see _push
         self._consumer_waiting = True
@@ -55,10 +56,12 @@ class Subscription(Generic[T]):
         if len(self._buffer) >= self._limit or over_bytes:
             self.dropped = True
             self._buffer.clear()
+            self._sizes.clear()
             self.buffered_bytes = 0
             self._wakeup.set()
             return False
         self._buffer.append(event)
+        self._sizes.append(size)
         self.buffered_bytes += size
         self._wakeup.set()
         return True
@@ -78,19 +81,26 @@ class Subscription(Generic[T]):
         """The next event, or None once dropped or closed."""
         if not await self._ready():
             return None
-        if len(self._buffer) == 1:
-            self.buffered_bytes = 0
-        else:
-            self.buffered_bytes = max(0, self.buffered_bytes - self._bus.weigh(self._buffer[0]))
+        self.buffered_bytes -= self._sizes.popleft()
         return self._buffer.popleft()
 
     async def next_batch(self) -> list[T] | None:
         """Every event buffered so far (waiting for one if there is none), or None once dropped or closed."""
         if not await self._ready():
             return None
-        batch = list(self._buffer)
-        self._buffer.clear()
-        self.buffered_bytes = 0
+        if self.buffered_bytes <= self._byte_limit:
+            batch = list(self._buffer)
+            self._buffer.clear()
+            self._sizes.clear()
+            self.buffered_bytes = 0
+            return batch
+        # at most byte_limit at a time (at least one event): a consumer that then blocks on a client that does not
+        # read holds no more than that, and the rest, still buffered, counts against the bound (see _push)
+        batch, taken = [], 0
+        while self._buffer and (not batch or taken + self._sizes[0] <= self._byte_limit):
+            taken += self._sizes.popleft()
+            batch.append(self._buffer.popleft())
+        self.buffered_bytes -= taken
         return batch
 
     def close(self) -> None:
