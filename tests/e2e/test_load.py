@@ -18,7 +18,9 @@ MB = 1024 * 1024
 def test_stalled_readers_neither_hold_memory_nor_slow_their_tasks() -> None:
     """20 clients that ask for a stream and never read: their tasks finish about as fast as unwatched ones, the
     server holds a bounded amount for them, and the streams that do read keep their pace."""
-    args = argparse.Namespace(stalled=20, words=3000, observers=2, observer_words=5000, store="sqlite", timeout=120)
+    args = argparse.Namespace(
+        stalled=20, words=3000, observers=2, observer_words=5000, store="sqlite", timeout=120, byte_limit=1024 * 1024
+    )
     alone = run("none", args)
     stalled = run("stalled", args)
     assert stalled["tasks_s"] < 2 * alone["tasks_s"] + 5, (alone, stalled)
