@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = await open_backend(
             settings.store, buffer_limit=settings.subscriber_buffer, lease_seconds=settings.lease_seconds,
-            retention_seconds=settings.retention_days * 86400,
+            retention_seconds=settings.retention_days * 86400, byte_limit=settings.subscriber_buffer_bytes,
         )  # fmt: skip
         runs_tasks = settings.role != "api"  # an API replica of a shared store runs no skill
         log.info("task store: %s", backend.describe)

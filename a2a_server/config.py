@@ -25,6 +25,9 @@ class Settings:
     # events a subscriber may fall behind before it is dropped (it can resume with Last-Event-ID); the
     # buffers hold references to shared events, so a large bound costs little while a burst is read
     subscriber_buffer: int = 8192
+    # and the (estimated) bytes of those events: a client that asks for a stream and never reads costs at most
+    # this much in the bus; the bytes already handed to its socket are bounded by send_timeout (ARCHITECTURE.md)
+    subscriber_buffer_bytes: int = 1024 * 1024
     cancel_grace: float = 2.0
     shutdown_grace: float = 10.0
     # end a send to a client that stopped reading after this long (sse-starlette send_timeout)

@@ -79,7 +79,8 @@ class Backend:
 
 
 async def open_backend(
-    url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0, retention_seconds: float = 0.0
+    url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0, retention_seconds: float = 0.0,
+    byte_limit: int = 1024 * 1024,
 ) -> Backend:
     if is_redis_url(url):
         return await open_redis(url, buffer_limit=buffer_limit, lease_seconds=lease_seconds, ttl=retention_seconds)
@@ -87,11 +88,11 @@ async def open_backend(
     store: MemoryStore | SQLiteStore
     push: PushStore
     if path is None:
-        store, describe = MemoryStore(buffer_limit), "memory (nothing survives a restart)"
+        store, describe = MemoryStore(buffer_limit, byte_limit), "memory (nothing survives a restart)"
         push = MemoryPushStore()
         ledger: Ledger = MemoryLedger()
     else:
-        store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit), str(path)
+        store, describe = await SQLiteStore.open(path, buffer_limit=buffer_limit, byte_limit=byte_limit), str(path)
         push = SQLitePushStore(store)
         ledger = await SQLiteLedger.open_on(store)
     return Backend(store, store, LocalQueue(lease_seconds), LocalControl(), describe, push=push, ledger=ledger)

@@ -4,8 +4,10 @@ One bus carries each task's events (keyed by task id), another the global order 
 
 Contract of ``EventBus.subscribe``:
 - The subscriber sees every event published for its task after it subscribed, in publish order.
-- Each subscriber has a bounded buffer. ``publish`` never waits: when a subscriber's buffer is full
-  the subscriber is dropped (``dropped`` becomes True, its iterator stops) and the others go on.
+- Each subscriber has a buffer bounded in events (``buffer_limit``) and in bytes (``byte_limit``, as
+  estimated by the bus's ``weigh`` function: ``weight.py``). ``publish`` never waits: when a subscriber's
+  buffer would go past either bound the subscriber is dropped (the byte bound only while its consumer is
+  busy elsewhere, see ``Subscription._push``) (``dropped`` becomes True, its iterator stops) and the others go on.
   A dropped client resumes with ``Last-Event-ID``; the log, not the bus, is the memory.
 - ``close()`` on a subscription detaches it at once; the owner must call it (``async with``).
 """
@@ -14,53 +16,91 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
+# the default bound of one subscriber's buffer in (estimated) bytes; Settings.subscriber_buffer_bytes
+DEFAULT_BYTE_LIMIT = 1024 * 1024
+
+
+def _one(event: object) -> int:
+    return 1
+
 
 class Subscription(Generic[T]):
-    def __init__(self, bus: EventBus[T], task_id: str, limit: int) -> None:
+    def __init__(self, bus: EventBus[T], task_id: str, limit: int, byte_limit: int) -> None:
         self._bus = bus
         self.task_id = task_id
         self._limit = limit
+        self._byte_limit = byte_limit
         self._buffer: deque[T] = deque()
+        self._sizes: deque[int] = deque()  # the estimate of each buffered event
+        self.buffered_bytes = 0  # the estimated size of what is in the buffer
+        # True until the consumer takes a batch and again whenever it waits for the next one: see _push
+        self._consumer_waiting = True
         self._wakeup = asyncio.Event()
         self.dropped = False
         self.closed = False
         # what the publisher attached to the newest item (the memory and SQLite logs: the task snapshot)
         self.attachment: Any = None
 
-    def _push(self, event: T) -> bool:
-        if len(self._buffer) >= self._limit:
+    def _push(self, event: T, size: int) -> bool:
+        # The byte bound drops a consumer that is busy elsewhere, which for a stream means blocked writing to a
+        # client that does not read. A consumer that is waiting for this buffer (or has not started reading)
+        # is only behind because the publisher has not let it run yet (a skill's burst): dropping it would end
+        # a healthy stream before its first event, so only the event bound applies to it.
+        over_bytes = self.buffered_bytes + size > self._byte_limit and not self._consumer_waiting
+        if len(self._buffer) >= self._limit or over_bytes:
             self.dropped = True
             self._buffer.clear()
+            self._sizes.clear()
+            self.buffered_bytes = 0
             self._wakeup.set()
             return False
         self._buffer.append(event)
+        self._sizes.append(size)
+        self.buffered_bytes += size
         self._wakeup.set()
         return True
 
     async def _ready(self) -> bool:
         """Wait until something is buffered; False once dropped or closed."""
+        self._consumer_waiting = True
         while not self._buffer:
             if self.dropped or self.closed:
                 return False
             self._wakeup.clear()
             await self._wakeup.wait()
+        self._consumer_waiting = False
         return not self.dropped
 
     async def next(self) -> T | None:
         """The next event, or None once dropped or closed."""
-        return self._buffer.popleft() if await self._ready() else None
+        if not await self._ready():
+            return None
+        self.buffered_bytes -= self._sizes.popleft()
+        return self._buffer.popleft()
 
     async def next_batch(self) -> list[T] | None:
         """Every event buffered so far (waiting for one if there is none), or None once dropped or closed."""
         if not await self._ready():
             return None
-        batch = list(self._buffer)
-        self._buffer.clear()
+        if self.buffered_bytes <= self._byte_limit:
+            batch = list(self._buffer)
+            self._buffer.clear()
+            self._sizes.clear()
+            self.buffered_bytes = 0
+            return batch
+        # at most byte_limit at a time (at least one event): a consumer that then blocks on a client that does not
+        # read holds no more than that, and the rest, still buffered, counts against the bound (see _push)
+        batch, taken = [], 0
+        while self._buffer and (not batch or taken + self._sizes[0] <= self._byte_limit):
+            taken += self._sizes.popleft()
+            batch.append(self._buffer.popleft())
+        self.buffered_bytes -= taken
         return batch
 
     def close(self) -> None:
@@ -79,12 +119,17 @@ class Subscription(Generic[T]):
 
 
 class EventBus(Generic[T]):
-    def __init__(self, buffer_limit: int = 8192) -> None:
+    def __init__(
+        self, buffer_limit: int = 8192, byte_limit: int = DEFAULT_BYTE_LIMIT, weigh: Callable[[T], int] = _one
+    ) -> None:
         self.buffer_limit = buffer_limit
+        self.byte_limit = byte_limit
+        # the estimated size of an event, computed once per publish that has a subscriber
+        self.weigh = weigh
         self._subscribers: dict[str, list[Subscription[T]]] = {}
 
     def subscribe(self, task_id: str) -> Subscription[T]:
-        sub: Subscription[T] = Subscription(self, task_id, self.buffer_limit)
+        sub: Subscription[T] = Subscription(self, task_id, self.buffer_limit, self.byte_limit)
         self._subscribers.setdefault(task_id, []).append(sub)
         return sub
 
@@ -92,10 +137,11 @@ class EventBus(Generic[T]):
         subs = self._subscribers.get(task_id)
         if not subs:
             return
+        size = self.weigh(event)
         for sub in list(subs):
             if attachment is not None:
                 sub.attachment = attachment
-            if not sub._push(event):
+            if not sub._push(event, size):
                 self._detach(sub)
 
     def publish_many(self, task_id: str, events: list[T], attachment: Any = None) -> None:

@@ -13,8 +13,9 @@ from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from a2a_server.backends.bus import EventBus
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT, EventBus
 from a2a_server.backends.follow import LocalFollow, follow_all
+from a2a_server.backends.weight import global_bytes, logged_bytes
 from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import LoggedEvent, MessageEvent, StatusEvent, Task, TaskEvent, TaskState
 from a2a_server.ports import EventFilter, GlobalEvent, LeaseLost, TaskExists, TaskPage
@@ -47,14 +48,14 @@ def event_state(event: TaskEvent, before: S) -> TaskState | S:
 class MemoryStore:
     """``TaskStore`` and ``EventLog`` in one object (see ``a2a_server.ports``)."""
 
-    def __init__(self, buffer_limit: int = 8192) -> None:
+    def __init__(self, buffer_limit: int = 8192, byte_limit: int = DEFAULT_BYTE_LIMIT) -> None:
         # insertion order = creation order; listing walks it backwards (newest first)
         self._tasks: OrderedDict[str, _Row] = OrderedDict()
         self._logs: dict[str, list[LoggedEvent]] = {}
         self._global: list[GlobalEvent] = []
         self._cursor = 0
-        self.bus: EventBus[LoggedEvent] = EventBus(buffer_limit)
-        self.global_bus: EventBus[GlobalEvent] = EventBus(buffer_limit)
+        self.bus: EventBus[LoggedEvent] = EventBus(buffer_limit, byte_limit, logged_bytes)
+        self.global_bus: EventBus[GlobalEvent] = EventBus(buffer_limit, byte_limit, global_bytes)
 
     def _row(self, task: Task, seq: int) -> _Row:
         state = task.status.state

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from a2a_server.backends.bus import EventBus
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT, EventBus
 from a2a_server.backends.follow import LocalFollow, follow_all
 from a2a_server.backends.lock import StoreLock
 from a2a_server.backends.memory import event_state
@@ -43,6 +43,7 @@ from a2a_server.backends.sqlite_schema import (
     UNSETTLED,
     UPDATE_TASK,
 )
+from a2a_server.backends.weight import global_bytes, logged_bytes
 from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import LoggedEvent, Task, TaskEvent, TaskState
 from a2a_server.ports import EventFilter, GlobalEvent, LeaseLost, TaskExists, TaskPage
@@ -71,11 +72,12 @@ class SQLiteStore:
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         buffer_limit: int = 8192,
+        byte_limit: int = DEFAULT_BYTE_LIMIT,
     ) -> None:
         """Prefer ``await SQLiteStore.open(path)``, which locks, connects and migrates."""
         self.path = Path(path)
-        self.bus: EventBus[LoggedEvent] = EventBus(buffer_limit)
-        self.global_bus: EventBus[GlobalEvent] = EventBus(buffer_limit)
+        self.bus: EventBus[LoggedEvent] = EventBus(buffer_limit, byte_limit, logged_bytes)
+        self.global_bus: EventBus[GlobalEvent] = EventBus(buffer_limit, byte_limit, global_bytes)
         self._lock = StoreLock(self.path)
         self.synchronous = synchronous
         self.transactions = 0  # committed write transactions: appends / transactions = group size
@@ -94,8 +96,9 @@ class SQLiteStore:
         *,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         buffer_limit: int = 8192,
+        byte_limit: int = DEFAULT_BYTE_LIMIT,
     ) -> SQLiteStore:
-        store = cls(path, synchronous=synchronous, buffer_limit=buffer_limit)
+        store = cls(path, synchronous=synchronous, buffer_limit=buffer_limit, byte_limit=byte_limit)
         try:
             store._lock.acquire()  # before anything reads or writes the file
             await asyncio.get_running_loop().run_in_executor(store._executor, store._connect)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from a2a_server.backends.bus import EventBus
-from a2a_server.model import LoggedEvent, StatusEvent, TaskState, TaskStatus
+from a2a_server.backends.weight import logged_bytes
+from a2a_server.model import Artifact, ArtifactEvent, LoggedEvent, Part, StatusEvent, TaskState, TaskStatus
 
 
 def _event(i: int) -> LoggedEvent:
@@ -94,3 +95,39 @@ async def test_close_all_ends_every_subscriber() -> None:
     bus.close_all()
     assert await asyncio.wait_for(asyncio.gather(*waiters), 5) == [None, None, None]
     assert bus.subscriber_count() == 0
+
+
+def _chunk(i: int, text: str) -> LoggedEvent:
+    artifact = Artifact(artifact_id="a", parts=[Part(kind="text", text=text)])
+    return LoggedEvent(id=i, event=ArtifactEvent(task_id="t", context_id="c", artifact=artifact, append=True))
+
+
+async def test_a_busy_subscriber_is_dropped_at_the_byte_bound_not_at_the_event_bound() -> None:
+    """Issue 11, slow readers: big events fill a buffer long before its event bound."""
+    bus: EventBus[LoggedEvent] = EventBus(buffer_limit=10_000, byte_limit=64 * 1024, weigh=logged_bytes)
+    stalled, reader = bus.subscribe("t"), bus.subscribe("t")
+    bus.publish("t", _chunk(1, "x"))
+    assert await stalled.next_batch() is not None  # it took a batch and is now busy elsewhere (a blocked socket)
+    received = 0
+    for i in range(2, 42):
+        bus.publish("t", _chunk(i, "y" * 4096))
+        received += len(await reader.next_batch() or [])
+    assert stalled.dropped and stalled.buffered_bytes == 0
+    assert received == 41 and not reader.dropped  # event 1 and the 40 chunks
+    assert bus.subscriber_count("t") == 1
+
+
+async def test_a_subscriber_waiting_for_its_buffer_is_only_held_to_the_event_bound() -> None:
+    """A burst published before the consumer first runs must not end a healthy stream before its first event."""
+    bus: EventBus[LoggedEvent] = EventBus(buffer_limit=100, byte_limit=8 * 1024, weigh=logged_bytes)
+    sub = bus.subscribe("t")
+    for i in range(1, 51):
+        bus.publish("t", _chunk(i, "z" * 1024))
+    assert not sub.dropped and sub.buffered_bytes > 8 * 1024
+    # handed over at most the byte bound at a time, so that a consumer that then blocks holds no more than that
+    got: list[int] = []
+    while len(got) < 50:
+        batch = await sub.next_batch()
+        assert batch is not None and 0 < sum(logged_bytes(e) for e in batch[1:]) <= 8 * 1024
+        got += [e.id for e in batch]
+    assert got == list(range(1, 51)) and sub.buffered_bytes == 0
