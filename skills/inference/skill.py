@@ -53,10 +53,12 @@ from skills.inference.runtime import LLMFactory, LoadedModel, ctransformers_fact
 
 logger = logging.getLogger(__name__)
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
-# Least time between two token events. Each costs the server ~1 ms of CPU and the client ~0.7 ms on this 2-core
-# machine class (bench/inference.md): at 100 ms a 60-90 tokens/s answer streams in chunks of 6-9 tokens, ten a
-# second, and the server spends ~300 instead of ~1,100 us per token. The first token is never held back.
-DEFAULT_FLUSH_MS = 100.0
+# Least time between two token events. Each event that arrives on its own (not batched with others) costs the server
+# ~0.8-0.9 ms of CPU on this 2-core machine class, whatever the skill (a paced echo stream costs the same per chunk:
+# bench/README.md): the whole chain of task hops (skill -> run -> store -> live view -> SSE renderer -> socket) runs
+# once per wake-up. At 100 ms a 64-token answer took ~10 of them, 174 us of server CPU per token; at 250 ms it
+# streams four chunks a second (the first token still at once). A2A_INFERENCE_FLUSH_MS=100 (or 0) for a finer grain.
+DEFAULT_FLUSH_MS = 250.0
 
 
 def _env_number(name: str, default: float | None, minimum: float) -> float | None:
@@ -127,7 +129,7 @@ class InferenceSkill(BaseSkill):
     """Settings: arguments, else ``A2A_INFERENCE_POOL`` (instances per model, default 1), ``A2A_INFERENCE_QUEUE``
     (waiting tasks per model, default 16), ``A2A_INFERENCE_THREADS`` (ggml threads per instance; default ``auto``:
     each evaluation picks 1..cores/pool from measured speed), ``A2A_INFERENCE_TIMEOUT`` (default ``timeout_s``, none),
-    ``A2A_INFERENCE_FLUSH_MS`` (least time between two token events, default 100), ``A2A_INFERENCE_WARMUP``
+    ``A2A_INFERENCE_FLUSH_MS`` (least time between two token events, default 250), ``A2A_INFERENCE_WARMUP``
     (0 skips the warm-up at load), and the registry's ``A2A_INFERENCE_MODELS_FILE`` / ``A2A_INFERENCE_MODEL``."""
 
     name = "inference"
@@ -381,6 +383,7 @@ class InferenceSkill(BaseSkill):
         watcher.add_done_callback(lambda _: generation.cancel())
         delivered = 0
         held = 0  # tokens delivered whose text is held back (part of a character): counted on the next chunk
+        rest = ""  # the text of the batch that ended the generation: sent with the closing chunk
         try:
             yield Status(TaskState.WORKING, metadata={"model": spec.id})
             finished: Finished | None = None
@@ -414,7 +417,11 @@ class InferenceSkill(BaseSkill):
                         text=f"evaluating prompt: {percent} %",
                         metadata={"prompt_progress": {"evaluated": progress.evaluated, "total": progress.total}},
                     )
-                if text := "".join(texts):  # "" while bytes are held back: the tokens show up in a later chunk
+                if finished is not None and self.pacing.flush_s:
+                    # batching is on: the last batch's text travels with the closing chunk, one event (one wake-up
+                    # of the whole store/SSE chain, ~0.8 ms of server CPU) less per answer
+                    rest = "".join(texts)
+                elif text := "".join(texts):  # "" while bytes are held back: the tokens show up in a later chunk
                     yield Token(text, tokens=held)
                     held = 0
             timings = {
@@ -427,7 +434,7 @@ class InferenceSkill(BaseSkill):
             if ctx.cancelled.is_set() or finished.reason == "cancelled":
                 yield _final(TaskState.CANCELED, spec, "cancelled", finished.prompt_tokens, delivered, timings)
                 return
-            yield Token(finished.tail, last=True, tokens=held)
+            yield Token(rest + finished.tail, last=True, tokens=held)
             reason = finished.reason
             if reason == "length" and budget is not None and delivered >= budget:
                 reason = "budget_exhausted"  # the billing channel's balance capped max_tokens
