@@ -10,7 +10,8 @@ Contract of ``InferenceSkill.run`` (on top of ``a2a_server.skill``'s):
   every ``progress_s``; ``Token`` events with the generated text (the first token at once, later ones at most
   every ``flush_ms``, several tokens to an event when they come faster: see ``generate``); a token that is only
   part of a UTF-8 character, or could be the start of a stop sequence, is held back and sent with a later one;
-  a ``Token(last=True)`` with whatever was still held back (often ""), and
+  a ``Token(last=True)`` with whatever was still held back (often ""; with a flush interval, also the text of the
+  batch that ended the generation), and
   ``Status(COMPLETED, metadata={"usage", "timings", "model"})``. ``finish_reason`` is stop, length or timeout (the
   ``timeout_s`` limit, counted from the start of the run, queue wait included: the text so far is the answer).
 - cancel (``ctx.cancelled``): the worker stops within one token; no further tokens are yielded and the last event is
