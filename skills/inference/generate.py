@@ -180,7 +180,7 @@ class Generation:
     def _run(self) -> None:
         name_thread()
         try:
-            self._post(self._generate())
+            self._post(*self._generate())  # the last text and Finished in one handoff: one event for both
         except Exception as exc:  # reported to the task; the instance stays usable
             self._post(Failed(exc))
         finally:
@@ -220,7 +220,7 @@ class Generation:
                 self._post(Progress(done, len(prompt)))
         return None
 
-    def _generate(self) -> Finished:
+    def _generate(self) -> tuple[Event, ...]:
         llm, params, budget = self._llm, self._params, self._budget
         chooser, flush_s = self._tuning.decode, self._pacing.flush_s
         started = time.perf_counter()
@@ -276,11 +276,15 @@ class Generation:
                 began = time.perf_counter()
                 llm.eval([token], batch_size=budget.batch_size, threads=threads)
                 chooser.record(threads, time.perf_counter() - began)
+        last_piece: tuple[Event, ...] = ()
         if held_tokens and reason != "cancelled":
-            self._post(Piece(held, held_tokens))
+            last_piece = (Piece(held, held_tokens),)
         elif held_tokens:
             count -= held_tokens  # generated, never handed over: not part of the answer
         tps = (count - 1) / (last - first) if count > 1 and last > first else 0.0
         ttft = (first - started) * 1000 if count else 0.0
         tail = "" if reason == "cancelled" else text.flush()
-        return Finished(reason, len(prompt), count, tail, ttft, tps, chooser.current, self.prompt_threads)
+        return (
+            *last_piece,
+            Finished(reason, len(prompt), count, tail, ttft, tps, chooser.current, self.prompt_threads),
+        )

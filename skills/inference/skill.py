@@ -10,7 +10,8 @@ Contract of ``InferenceSkill.run`` (on top of ``a2a_server.skill``'s):
   every ``progress_s``; ``Token`` events with the generated text (the first token at once, later ones at most
   every ``flush_ms``, several tokens to an event when they come faster: see ``generate``); a token that is only
   part of a UTF-8 character, or could be the start of a stop sequence, is held back and sent with a later one;
-  a ``Token(last=True)`` with whatever was still held back (often ""), and
+  a ``Token(last=True)`` with whatever was still held back (often ""; with a flush interval, also the text of the
+  batch that ended the generation), and
   ``Status(COMPLETED, metadata={"usage", "timings", "model"})``. ``finish_reason`` is stop, length or timeout (the
   ``timeout_s`` limit, counted from the start of the run, queue wait included: the text so far is the answer).
 - cancel (``ctx.cancelled``): the worker stops within one token; no further tokens are yielded and the last event is
@@ -53,10 +54,12 @@ from skills.inference.runtime import LLMFactory, LoadedModel, ctransformers_fact
 
 logger = logging.getLogger(__name__)
 CONTEXT_LENGTH_EXCEEDED = "context_length_exceeded"
-# Least time between two token events. Each costs the server ~1 ms of CPU and the client ~0.7 ms on this 2-core
-# machine class (bench/inference.md): at 100 ms a 60-90 tokens/s answer streams in chunks of 6-9 tokens, ten a
-# second, and the server spends ~300 instead of ~1,100 us per token. The first token is never held back.
-DEFAULT_FLUSH_MS = 100.0
+# Least time between two token events. Each event that arrives on its own (not batched with others) costs the server
+# ~0.8-0.9 ms of CPU on this 2-core machine class, whatever the skill (a paced echo stream costs the same per chunk:
+# bench/README.md): the whole chain of task hops (skill -> run -> store -> live view -> SSE renderer -> socket) runs
+# once per wake-up. At 100 ms a 64-token answer took ~10 of them, 174 us of server CPU per token; at 250 ms it
+# streams four chunks a second (the first token still at once). A2A_INFERENCE_FLUSH_MS=100 (or 0) for a finer grain.
+DEFAULT_FLUSH_MS = 250.0
 
 
 def _env_number(name: str, default: float | None, minimum: float) -> float | None:
@@ -127,7 +130,7 @@ class InferenceSkill(BaseSkill):
     """Settings: arguments, else ``A2A_INFERENCE_POOL`` (instances per model, default 1), ``A2A_INFERENCE_QUEUE``
     (waiting tasks per model, default 16), ``A2A_INFERENCE_THREADS`` (ggml threads per instance; default ``auto``:
     each evaluation picks 1..cores/pool from measured speed), ``A2A_INFERENCE_TIMEOUT`` (default ``timeout_s``, none),
-    ``A2A_INFERENCE_FLUSH_MS`` (least time between two token events, default 100), ``A2A_INFERENCE_WARMUP``
+    ``A2A_INFERENCE_FLUSH_MS`` (least time between two token events, default 250), ``A2A_INFERENCE_WARMUP``
     (0 skips the warm-up at load), and the registry's ``A2A_INFERENCE_MODELS_FILE`` / ``A2A_INFERENCE_MODEL``."""
 
     name = "inference"
@@ -381,6 +384,7 @@ class InferenceSkill(BaseSkill):
         watcher.add_done_callback(lambda _: generation.cancel())
         delivered = 0
         held = 0  # tokens delivered whose text is held back (part of a character): counted on the next chunk
+        rest = ""  # the text of the batch that ended the generation: sent with the closing chunk
         try:
             yield Status(TaskState.WORKING, metadata={"model": spec.id})
             finished: Finished | None = None
@@ -414,7 +418,11 @@ class InferenceSkill(BaseSkill):
                         text=f"evaluating prompt: {percent} %",
                         metadata={"prompt_progress": {"evaluated": progress.evaluated, "total": progress.total}},
                     )
-                if text := "".join(texts):  # "" while bytes are held back: the tokens show up in a later chunk
+                if finished is not None and self.pacing.flush_s:
+                    # batching is on: the last batch's text travels with the closing chunk, one event (one wake-up
+                    # of the whole store/SSE chain, ~0.8 ms of server CPU) less per answer
+                    rest = "".join(texts)
+                elif text := "".join(texts):  # "" while bytes are held back: the tokens show up in a later chunk
                     yield Token(text, tokens=held)
                     held = 0
             timings = {
@@ -427,7 +435,7 @@ class InferenceSkill(BaseSkill):
             if ctx.cancelled.is_set() or finished.reason == "cancelled":
                 yield _final(TaskState.CANCELED, spec, "cancelled", finished.prompt_tokens, delivered, timings)
                 return
-            yield Token(finished.tail, last=True, tokens=held)
+            yield Token(rest + finished.tail, last=True, tokens=held)
             reason = finished.reason
             if reason == "length" and budget is not None and delivered >= budget:
                 reason = "budget_exhausted"  # the billing channel's balance capped max_tokens
