@@ -85,7 +85,7 @@ async def test_text_held_back_at_a_cancel_is_dropped_and_not_counted(
 async def test_the_tiny_model_at_the_default_interval_counts_tokens_not_events(
     make_skill: Callable[..., InferenceSkill], ctx_factory: Ctx, run_all: RunAll
 ) -> None:
-    skill = make_skill(flush_ms=None)  # the default (A2A_INFERENCE_FLUSH_MS, 250 ms)
+    skill = make_skill(flush_ms=None)  # the default (A2A_INFERENCE_FLUSH_MS, 100 ms)
     events = await run_all(skill, ctx_factory("hello world", {"max_tokens": 60, "seed": 1}))
     u = final_usage(events)
     assert len([t for t in texts(events) if t]) <= u["completion_tokens"]
