@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from tests.conftest import ServerProcess, start_server, stop_server
+from tests.e2e.wire import id_seq, result_frames
 
 WORDS = [f"w{i:02d} " for i in range(60)]
 TEXT = "".join(WORDS)
@@ -22,29 +21,12 @@ def rpc(method: str, params: dict[str, Any], request_id: int = 1) -> dict[str, A
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
 
 
-def frames(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(SSE id, JSON-RPC result) of each frame, as it arrives."""
-    event_id, data = "", ""
-    for line in response.iter_lines():
-        if line.startswith("id:"):
-            event_id = line[3:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()
-        elif line == "" and data:
-            yield event_id, json.loads(data)["result"]
-            event_id, data = "", ""
-
-
 def resubscribe(url: str, task_id: str, last_event_id: str) -> list[tuple[str, dict[str, Any]]]:
     body = rpc("tasks/resubscribe", {"id": task_id})
     headers = {"Last-Event-ID": last_event_id}
     with httpx.stream("POST", url + "/a2a", json=body, headers=headers, timeout=20) as response:
         assert response.status_code == 200, response.read()
-        return list(frames(response))
-
-
-def seq(event_id: str) -> int:
-    return int(event_id.rpartition(":")[2])
+        return list(result_frames(response))
 
 
 def test_kill_9_mid_stream_then_restart_resumes_exactly(tmp_path: Path) -> None:
@@ -57,7 +39,7 @@ def test_kill_9_mid_stream_then_restart_resumes_exactly(tmp_path: Path) -> None:
         params = {"id": "crash-1", "message": {"role": "user", "parts": [{"type": "text", "text": TEXT}]}}
         params["metadata"] = {"delay_ms": 50}
         with httpx.stream("POST", server.url + "/a2a", json=rpc("tasks/sendSubscribe", params), timeout=20) as r:
-            for item in frames(r):
+            for item in result_frames(r):
                 before.append(item)
                 if len(before) == 12:
                     server.process.send_signal(signal.SIGKILL)
@@ -74,7 +56,7 @@ def test_kill_9_mid_stream_then_restart_resumes_exactly(tmp_path: Path) -> None:
     try:
         after = resubscribe(restarted.url, "crash-1", before[-1][0])
         everything = resubscribe(restarted.url, "crash-1", "0")
-        ids = [seq(i) for i, _ in before + after]
+        ids = [id_seq(i) for i, _ in before + after]
         assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the crash"
         assert [r for _, r in before + after] == [r for _, r in everything]
         final = after[-1][1]
@@ -103,7 +85,7 @@ def test_sigterm_lets_short_tasks_finish_and_fails_the_rest_with_a_final_event(t
         params["metadata"] = {"delay_ms": 200}
         seen: list[dict[str, Any]] = []
         with httpx.stream("POST", server.url + "/a2a", json=rpc("tasks/sendSubscribe", params), timeout=30) as r:
-            for _, result in frames(r):
+            for _, result in result_frames(r):
                 seen.append(result)
                 if len(seen) == 3:
                     started = time.monotonic()

@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.e2e.test_events import finished, read, send, text_of
+from tests.e2e.wire import id_seq, result_frames
 from tests.redis_server import RedisServer
 
 WORDS = [f"w{i:02d} " for i in range(40)]
@@ -30,25 +31,6 @@ LEASE = 2.0
 
 def rpc(method: str, params: dict[str, Any], request_id: int = 1) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
-
-
-def frames(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(SSE id, JSON-RPC result) of each frame, as it arrives."""
-    event_id, data = "", ""
-    for line in response.iter_lines():
-        if line.startswith("id:"):
-            event_id = line[3:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()
-        elif line == "" and data:
-            body = json.loads(data)
-            assert "result" in body, body
-            yield event_id, body["result"]
-            event_id, data = "", ""
-
-
-def seq(event_id: str) -> int:
-    return int(event_id.rpartition(":")[2])
 
 
 def send_subscribe(task_id: str, delay_ms: int, text: str = TEXT) -> dict[str, Any]:
@@ -61,7 +43,7 @@ def resubscribe(url: str, task_id: str, last_event_id: str) -> list[tuple[str, d
     body = rpc("tasks/resubscribe", {"id": task_id})
     with httpx.stream("POST", url + "/a2a", json=body, headers={"Last-Event-ID": last_event_id}, timeout=60) as r:
         assert r.status_code == 200, r.read()
-        return list(frames(r))
+        return list(result_frames(r))
 
 
 def get(url: str, task_id: str) -> dict[str, Any]:
@@ -128,13 +110,13 @@ def assert_alive(cluster: Cluster) -> None:
 def test_a_task_started_through_a_streams_through_b_and_resumes_there_exactly(cluster: Cluster) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
     with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("ab-1", 40), timeout=60) as r:
-        for item in frames(r):
+        for item in result_frames(r):
             seen.append(item)
             if len(seen) == 8:
                 break  # the client goes away from A; the task goes on on its worker
     rest = resubscribe(cluster.b.url, "ab-1", seen[-1][0])
     everything = resubscribe(cluster.b.url, "ab-1", "0")
-    ids = [seq(i) for i, _ in seen + rest]
+    ids = [id_seq(i) for i, _ in seen + rest]
     assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate between A and B"
     assert [r for _, r in seen + rest] == [r for _, r in everything]
     assert rest[-1][1]["status"]["state"] == "completed" and rest[-1][1]["final"] is True
@@ -166,14 +148,14 @@ def test_a_worker_killed_mid_run_loses_its_task_to_the_other_which_completes_it(
     seen: list[tuple[str, dict[str, Any]]] = []
     started = time.monotonic()
     with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("kill-1", 60), timeout=60) as r:
-        for item in frames(r):
+        for item in result_frames(r):
             seen.append(item)
             if len(seen) == 8:
                 victim = cluster.runner_of("kill-1")
                 victim.process.send_signal(signal.SIGKILL)
                 victim.process.wait(timeout=10)
     # the same stream went on: requeued on the other worker, then the whole answer again, then completed
-    ids = [seq(i) for i, _ in seen]
+    ids = [id_seq(i) for i, _ in seen]
     assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the worker's death"
     states = [r["status"]["state"] for _, r in seen if "status" in r]
     said = [r["status"].get("message", {}).get("parts", [{}])[0].get("text") for _, r in seen if "status" in r]
@@ -195,7 +177,7 @@ def test_a_worker_killed_mid_run_loses_its_task_to_the_other_which_completes_it(
 def test_a_paused_worker_past_its_lease_is_fenced_when_it_wakes(cluster: Cluster) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
     with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("stop-1", 60), timeout=60) as r:
-        for item in frames(r):
+        for item in result_frames(r):
             seen.append(item)
             if len(seen) == 6:
                 paused = cluster.runner_of("stop-1")
@@ -203,7 +185,7 @@ def test_a_paused_worker_past_its_lease_is_fenced_when_it_wakes(cluster: Cluster
             if len(seen) > 6 and "status" in item[1] and "requeued" in json.dumps(item[1]):
                 time.sleep(0.5)
                 paused.process.send_signal(signal.SIGCONT)  # it wakes past its lease, mid-run on the other
-    ids = [seq(i) for i, _ in seen]
+    ids = [id_seq(i) for i, _ in seen]
     assert ids == list(range(1, len(ids) + 1)), "the woken worker wrote into the task"
     assert seen[-1][1]["status"]["state"] == "completed"
     deadline = time.monotonic() + 10
@@ -221,7 +203,7 @@ def test_a_paused_worker_past_its_lease_is_fenced_when_it_wakes(cluster: Cluster
 def test_cancel_through_b_stops_a_run_started_through_a_within_the_bound(cluster: Cluster) -> None:
     seen: list[tuple[str, dict[str, Any]]] = []
     with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("cancel-1", 100), timeout=60) as r:
-        for item in frames(r):
+        for item in result_frames(r):
             seen.append(item)
             if len(seen) == 5:
                 asked = time.monotonic()
@@ -230,7 +212,7 @@ def test_cancel_through_b_stops_a_run_started_through_a_within_the_bound(cluster
         ended = time.monotonic()
     assert reply.json()["result"]["status"]["state"] == "canceled"
     assert seen[-1][1]["status"]["state"] == "canceled" and seen[-1][1]["final"] is True
-    ids = [seq(i) for i, _ in seen]
+    ids = [id_seq(i) for i, _ in seen]
     assert ids == list(range(1, len(ids) + 1))
     streamed = "".join(r["artifact"]["parts"][0]["text"] for _, r in seen if "artifact" in r)
     assert len(streamed) < len(TEXT)  # stopped, not run to the end
@@ -251,7 +233,7 @@ def test_a_redis_restart_mid_run_loses_nothing_and_crashes_nothing(cluster: Clus
     aof = cluster.redis.directory
     loads = cluster.redis.log().count("DB loaded from append only file")
     with httpx.stream("POST", cluster.a.url + "/a2a", json=send_subscribe("redis-1", 60), timeout=90) as r:
-        for item in frames(r):
+        for item in result_frames(r):
             seen.append(item)
             if len(seen) == 6:
                 acknowledged = list(seen)  # streamed to a caller, so committed to Redis before the restart
@@ -266,7 +248,7 @@ def test_a_redis_restart_mid_run_loses_nothing_and_crashes_nothing(cluster: Clus
     assert rpc_error["code"] == -32603 and "Redis" in rpc_error["message"], rpc_error
     assert during[1].status_code == 503, during[1].text
     assert during[2].status_code == 503 and "Redis" in during[2].text
-    ids = [seq(i) for i, _ in seen]
+    ids = [id_seq(i) for i, _ in seen]
     assert ids == list(range(1, len(ids) + 1)), "a gap or a duplicate across the Redis restart"
     assert seen[-1][1]["status"]["state"] == "completed"
     assert resubscribe(cluster.b.url, "redis-1", "0") == seen  # every event streamed is still in the log

@@ -10,7 +10,6 @@ requeued and that its partial output restarts, then the answer again from the st
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
@@ -23,7 +22,7 @@ import pytest
 
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.e2e.test_scale_out import active_runs
-from tests.e2e.wire import V10_HEADERS, rpc, send10
+from tests.e2e.wire import V10_HEADERS, id_seq, result_frames, rpc, send10
 from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.model
@@ -34,25 +33,6 @@ MAX_TOKENS = 200
 KILL_AFTER = 4  # artifact chunks streamed before the holder is killed
 
 Frame = tuple[str, dict[str, Any]]
-
-
-def frames(response: httpx.Response) -> Iterator[Frame]:
-    """(SSE id, StreamResponse) of each frame, as it arrives."""
-    event_id, data = "", ""
-    for line in response.iter_lines():
-        if line.startswith("id:"):
-            event_id = line[3:].strip()
-        elif line.startswith("data:"):
-            data += line[5:].strip()
-        elif line == "" and data:
-            body = json.loads(data)
-            assert "result" in body, body
-            yield event_id, body["result"]
-            event_id, data = "", ""
-
-
-def seq(event_id: str) -> int:
-    return int(event_id.rpartition(":")[2])
 
 
 def said(result: dict[str, Any]) -> str:
@@ -117,7 +97,7 @@ def test_a_worker_killed_mid_generation_loses_the_task_to_the_other_which_restar
         try:
             with httpx.stream("POST", api.url + "/a2a", json=request, headers=headers, timeout=TIMEOUT) as r:
                 assert r.status_code == 200, r.read()
-                for item in frames(r):
+                for item in result_frames(r):
                     seen.append(item)
                     task_id = task_id or task_of(item[1])
                     chunks = sum("artifactUpdate" in result for _, result in seen)
@@ -140,7 +120,7 @@ def test_a_worker_killed_mid_generation_loses_the_task_to_the_other_which_restar
     survivor = next(w for w in workers if w is not victim)
 
     # every event id once, in order, across the worker's death (and any resume)
-    ids = [seq(i) for i, _ in seen if i]
+    ids = [id_seq(i) for i, _ in seen if i]
     assert ids == list(range(ids[0], ids[0] + len(ids))), f"a gap or a duplicate: {ids}"
     statuses = [(n, r["statusUpdate"]) for n, (_, r) in enumerate(seen) if "statusUpdate" in r]
     assert statuses[-1][1]["status"]["state"] == "TASK_STATE_COMPLETED", statuses[-1]

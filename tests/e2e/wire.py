@@ -15,7 +15,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -354,3 +354,23 @@ def event_seq(frame: Frame) -> int:
         assert owner == task_id_of(frame.result), f"SSE id {frame.id!r} names another task than its event: {frame.data}"
     assert number.isdigit(), f"the SSE id does not end in a non-negative integer: {frame.id!r}"
     return int(number)
+
+
+def result_frames(response: httpx.Response) -> Iterator[tuple[str, JSON]]:
+    """(SSE id, JSON-RPC result) of each frame of a blocking ``httpx`` stream, as it arrives (an error frame fails)."""
+    event_id, data = "", ""
+    for line in response.iter_lines():
+        if line.startswith("id:"):
+            event_id = line[3:].strip()
+        elif line.startswith("data:"):
+            data += line[5:].strip()
+        elif line == "" and data:
+            body = json.loads(data)
+            assert "result" in body, body
+            yield event_id, body["result"]
+            event_id, data = "", ""
+
+
+def id_seq(event_id: str) -> int:
+    """The per-task event number of an SSE id ``<task id>:n``."""
+    return int(event_id.rpartition(":")[2])
