@@ -19,10 +19,24 @@ from a2a_server.ports import EventFilter, GlobalEvent
 PAGE = 500
 
 
-class _TaskLog(Protocol):
+class _Reader(Protocol):
     async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]: ...
 
+
+class _TaskLog(_Reader, Protocol):
     async def last_event_id(self, task_id: str) -> int: ...
+
+
+async def settled_at(log: _Reader, task_id: str, last: int) -> bool:
+    """Whether event ``last`` is the newest of the task's log and settles the task (every backend's followers).
+
+    One read: events committed after ``last`` meanwhile are in it too (and in the live buffer), and then
+    ``last`` is not the newest. (Two reads, last id then the event, lost a settling event committed between
+    them: the follower ended without it.)"""
+    if last <= 0:
+        return False
+    newest = await log.read_after(task_id, last - 1)
+    return len(newest) == 1 and newest[0].id == last and newest[0].event.settles
 
 
 class _GlobalLog(Protocol):
@@ -57,7 +71,7 @@ class LocalFollow:
                 last = backlog[-1].id
                 if backlog[-1].event.settles:
                     return
-            elif await self._settled_at(last):
+            elif await settled_at(self._log, self.task_id, last):
                 return  # the caller has seen the settling event already; nothing more will come
         while (batch := await self._sub.next_batch()) is not None:
             fresh = [le for le in batch if le.id > last]
@@ -68,17 +82,6 @@ class LocalFollow:
             if fresh:
                 yield fresh
                 last = fresh[-1].id
-
-    async def _settled_at(self, last: int) -> bool:
-        """Whether event ``last`` is the newest of the log and settles the task.
-
-        One read: events committed after ``last`` meanwhile are in it too (and in the live buffer), and then
-        ``last`` is not the newest. (Two reads, last id then the event, lost a settling event committed between
-        them: the follower ended without it.)"""
-        if last <= 0:
-            return False
-        newest = await self._log.read_after(self.task_id, last - 1)
-        return len(newest) == 1 and newest[0].id == last and newest[0].event.settles
 
     def close(self) -> None:
         self._sub.close()

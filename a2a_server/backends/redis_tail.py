@@ -25,6 +25,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from a2a_server.backends.follow import settled_at
 from a2a_server.backends.redis_conn import UNAVAILABLE, Client, dedicated_client
 from a2a_server.backends.sqlite_schema import KINDS
 from a2a_server.model import LoggedEvent, Task, TaskState, new_id
@@ -222,7 +223,7 @@ class RedisFollow:
                     break
             if newest is not None and newest.event.settles:
                 return
-            if last == self.after and await self._settled_at(last):
+            if last == self.after and await settled_at(self._store, self.task_id, last):
                 return
             self._sub = self._tail.join(self._store.lkey(self.task_id), last)
         while (raw := await self._sub.next_batch()) is not None:
@@ -245,12 +246,6 @@ class RedisFollow:
     async def _context_id(self) -> str:
         self._context = await self._store.context_id(self.task_id)
         return self._context
-
-    async def _settled_at(self, last: int) -> bool:
-        if last <= 0:
-            return False
-        newest = await self._store.read_after(self.task_id, last - 1)
-        return len(newest) == 1 and newest[0].id == last and newest[0].event.settles
 
     def close(self) -> None:
         if self._sub is not None:
