@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -17,6 +18,9 @@ from starlette.applications import Starlette
 
 from a2a_server import Settings, create_app
 from tests.redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from tests.consumers.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,3 +132,14 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on loopback that verifies every signature (the push tests, in-process and e2e)."""
+    from tests.consumers.receiver import SECRET, Receiver  # it imports free_port from here
+
+    r = Receiver(secrets={SECRET})
+    await r.start()
+    yield r
+    await r.stop()

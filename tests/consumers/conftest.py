@@ -9,15 +9,6 @@ import pytest
 from starlette.applications import Starlette
 
 from a2a_server import Settings, create_app
-from tests.consumers.receiver import SECRET, Receiver
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(secrets={SECRET})
-    await r.start()
-    yield r
-    await r.stop()
 
 
 @pytest.fixture

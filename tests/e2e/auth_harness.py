@@ -7,7 +7,20 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from a2a.client import ClientCallContext
+from a2a.client.auth import CredentialService
+
 from tests.conftest import ROOT, ServerProcess, start_server
+
+
+class ApiKey(CredentialService):
+    """The official a2a-sdk's credential source for its ``AuthInterceptor``: one key for every scheme."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    async def get_credentials(self, security_scheme_name: str, context: ClientCallContext | None) -> str | None:
+        return self.key
 
 
 def keys_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -18,14 +18,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from a2a.client import ClientCallContext, ClientConfig, ClientFactory
-from a2a.client.auth import AuthInterceptor, CredentialService
+from a2a.client import ClientConfig, ClientFactory
+from a2a.client.auth import AuthInterceptor
 from a2a.client.card_resolver import parse_agent_card
 from a2a.types import GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
 from openai import AsyncOpenAI
 
 from tests.conftest import ROOT, start_server, stop_server
-from tests.e2e.auth_harness import KeyedServer, add_key, keyed_server, keys_cli
+from tests.e2e.auth_harness import ApiKey, KeyedServer, add_key, keyed_server, keys_cli
 
 TIMEOUT = 10.0
 SCOPES = {"alice": "send,read", "reader": "read", "sender": "send", "root": "admin"}
@@ -207,20 +207,12 @@ async def test_the_extended_card_answers_an_authenticated_caller(http: httpx.Asy
 # ------------------------------------------------------------------------------------------ real clients
 
 
-class _Key(CredentialService):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    async def get_credentials(self, security_scheme_name: str, context: ClientCallContext | None) -> str | None:
-        return self.key
-
-
 @pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
 async def test_the_a2a_sdk_presents_the_key_through_its_auth_interceptor(ks: KeyedServer, binding: str) -> None:
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
         card = parse_agent_card((await client.get(ks.url + "/.well-known/agent-card.json", headers=V10)).json())
         config = ClientConfig(httpx_client=client, streaming=False, supported_protocol_bindings=[binding])
-        sdk = ClientFactory(config).create(card, interceptors=[AuthInterceptor(_Key(ks.keys["alice"]))])
+        sdk = ClientFactory(config).create(card, interceptors=[AuthInterceptor(ApiKey(ks.keys["alice"]))])
         message = Message(message_id=uuid.uuid4().hex, role=Role.ROLE_USER, parts=[Part(text="keyed hello")])
         events = [ev async for ev in sdk.send_message(SendMessageRequest(message=message))]
         task = events[-1].task

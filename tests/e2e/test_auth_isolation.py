@@ -18,13 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from a2a.client import ClientCallContext, ClientConfig, ClientFactory
-from a2a.client.auth import AuthInterceptor, CredentialService
+from a2a.client import ClientConfig, ClientFactory
+from a2a.client.auth import AuthInterceptor
 from a2a.client.card_resolver import parse_agent_card
 from a2a.types import CancelTaskRequest, GetTaskRequest, SubscribeToTaskRequest, TaskNotFoundError
 
 from tests.conftest import stop_server
-from tests.e2e.auth_harness import KeyedServer, keyed_server
+from tests.e2e.auth_harness import ApiKey, KeyedServer, keyed_server
 from tests.e2e.wire import read_stream, rpc, send01, send03, send10, uid, wait_for_state
 
 TIMEOUT = 10.0
@@ -226,21 +226,13 @@ async def test_a_context_reused_by_another_principal_does_not_mix_histories(
     assert "alice's secret" in alice_heard and "bob here" not in alice_heard
 
 
-class _Key(CredentialService):
-    def __init__(self, key: str) -> None:
-        self.key = key
-
-    async def get_credentials(self, security_scheme_name: str, context: ClientCallContext | None) -> str | None:
-        return self.key
-
-
 @pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
 async def test_the_a2a_sdk_with_bobs_key_finds_none_of_alices_tasks(ks: KeyedServer, binding: str) -> None:
     async with httpx.AsyncClient(base_url=ks.url, timeout=TIMEOUT) as http:
         a = await _alices(http, ks)
         card = parse_agent_card((await http.get("/.well-known/agent-card.json", headers=V10)).json())
         config = ClientConfig(httpx_client=http, streaming=True, supported_protocol_bindings=[binding])
-        bob = ClientFactory(config).create(card, interceptors=[AuthInterceptor(_Key(ks.keys["bob"]))])
+        bob = ClientFactory(config).create(card, interceptors=[AuthInterceptor(ApiKey(ks.keys["bob"]))])
         refused = 0
         for task in (a.done, a.waiting, a.running):
             with pytest.raises(TaskNotFoundError):

@@ -37,14 +37,6 @@ def push_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc
     stop_server(srv)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver(secrets={SECRET})
-    await r.start()
-    yield r
-    await r.stop()
-
-
 @pytest.fixture(params=["1.0", "0.3", "rest"], ids=["sdk-v1.0", "sdk-v0.3", "sdk-rest"])
 async def sdk(request: pytest.FixtureRequest, push_server: ServerProcess) -> AsyncIterator[tuple[Client, list[str]]]:
     binding = "HTTP+JSON" if request.param == "rest" else "JSONRPC"
