@@ -205,13 +205,16 @@ class Gate:
         return needs, streams, receive
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, who: str | None) -> None:
+        if who is None:  # nobody's limits (a loopback client without keys): no stream to count, no wrapper per send
+            await self.app(scope, receive, send)
+            return
         opened = False
 
         async def counting_send(message: Message) -> None:
             nonlocal opened
             if message["type"] == "http.response.start" and not opened:
                 content_type = Headers(raw=message.get("headers", [])).get("content-type", "")
-                if who is not None and content_type.startswith("text/event-stream"):
+                if content_type.startswith("text/event-stream"):
                     opened = True
                     self.streams.open(who)
             await send(message)
@@ -219,7 +222,7 @@ class Gate:
         try:
             await self.app(scope, receive, counting_send)
         finally:
-            if opened and who is not None:
+            if opened:
                 self.streams.close(who)
 
 
