@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from a2a_server import cursor
 from a2a_server.dialects.base import JSON, Dialect, PushConfigIn, Wire, drop_none
@@ -73,14 +74,14 @@ def _validate(model: type[_Config], raw: Any, prefix: str) -> PushConfigIn:
 
 def _json_names(params: Any) -> Any:
     """ProtoJSON parsers accept a field's proto name as well as its JSON name (``task_id`` for ``taskId``): the
-    1.0 conformance suite's JSON-RPC client sends the proto names for the push methods."""
+    1.0 conformance suite's JSON-RPC client sends the proto names for the push methods. The config itself is a
+    ``Wire`` model, which takes both already (the same ``to_camel``); these are the keys read by hand."""
     if not isinstance(params, dict) or not any("_" in k for k in params):
         return params
     out = dict(params)
     for key in params:
         if "_" in key:
-            head, *rest = key.split("_")
-            out.setdefault(head + "".join(w[:1].upper() + w[1:] for w in rest), out.pop(key))
+            out.setdefault(to_camel(key), out.pop(key))
     return out
 
 
