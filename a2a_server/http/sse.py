@@ -1,12 +1,92 @@
-"""Every SSE response of the server, built one way (sse-starlette)."""
+"""Every SSE response of the server, built one way (sse-starlette).
+
+sse-starlette bounds each send to a client (``send_timeout``: a client that stopped reading must not hold a
+stream forever, sse-starlette#89, #208) with an anyio cancel scope around every send. For a stream of lone
+events (a model's tokens, each in its own event) that scope was the largest single cost of an event on the
+loop: a scope object, a timer armed and disarmed, task lookups, per event. ``EventStream`` keeps the same
+contract with one timer per stream: each send notes when it started; the timer, armed when a send starts and
+none is armed, looks at the sends still running when it fires, cancels those past ``send_timeout`` (which then
+raise sse-starlette's ``SendTimeoutError``, as before) and re-arms itself only while a send is running.
+A send that overran is ended within ``send_timeout`` of its start plus the time to the timer's next look
+(at most another ``send_timeout``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Message, Receive, Scope, Send
 
 from a2a_server.config import Settings
+
+log = logging.getLogger("a2a_server.http")
+
+
+class EventStream(EventSourceResponse):
+    """``EventSourceResponse`` whose per-send timeout costs a dict entry per send instead of a cancel scope."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sending: dict[asyncio.Task[Any], float] = {}  # each task with a send under way: when it began
+        self._overdue: set[asyncio.Task[Any]] = set()  # the tasks this response cancelled for overrunning
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            # the client's business, not a server error: one line instead of a traceback
+            client = scope.get("client") or ("?", 0)
+            log.info("closed a stream to %s:%s: it read nothing for %.0f s", client[0], client[1], self.send_timeout)
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    async def _send_with_timeout(self, send: Send, message: Message) -> None:
+        task = asyncio.current_task()
+        limit = self.send_timeout
+        if limit is None or task is None:
+            await super()._send_with_timeout(send, message)
+            return
+        loop = asyncio.get_running_loop()
+        self._sending[task] = loop.time()
+        if self._timer is None:
+            self._timer = loop.call_later(limit, self._look)
+        try:
+            await send(message)
+        except asyncio.CancelledError:
+            self._send_interrupted = True
+            # ours if we asked for it and nobody else cancelled the task too: then it is a timeout, not a cancel
+            if task in self._overdue and task.uncancel() == 0:
+                raise SendTimeoutError() from None
+            raise
+        except BaseException:
+            self._send_interrupted = True
+            raise
+        finally:
+            del self._sending[task]
+            self._overdue.discard(task)
+
+    def _look(self) -> None:
+        self._timer = None
+        limit = self.send_timeout
+        if not self._sending or limit is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for task, began in self._sending.items():
+            if now - began >= limit and task not in self._overdue:
+                self._overdue.add(task)
+                task.cancel()
+        pending = [began for task, began in self._sending.items() if task not in self._overdue]
+        if pending:
+            self._timer = loop.call_at(min(pending) + limit, self._look)
 
 
 def sse_response(
@@ -14,7 +94,7 @@ def sse_response(
     content: AsyncIterator[ServerSentEvent] | AsyncIterator[str] | AsyncIterator[bytes],
     headers: Mapping[str, str] | None = None,
 ) -> EventSourceResponse:
-    return EventSourceResponse(
+    return EventStream(
         content,
         ping=settings.keepalive_seconds,
         # a client that stopped reading costs a bounded wait, pings included (sse-starlette#89, #208)

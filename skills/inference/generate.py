@@ -1,10 +1,11 @@
-"""One generation on one model instance, in its own thread, handing its events to the event loop in batches.
+"""One generation on one model instance, in a thread of its own, handing its events to the event loop in batches.
 
 Contract:
-- ``start(on_exit)`` starts the thread. ``next_events()`` returns, in order, the events that are ready (at least
-  one): ``Progress``... while a long prompt evaluates, ``Piece``..., then exactly one ``Finished`` or ``Failed``.
-  ``on_exit`` runs on the event loop after the thread's last event (it returns the instance to its pool), whether
-  or not anyone still reads the events.
+- ``start(on_exit)`` starts the generation in a worker thread (``workers.py``: reused across generations).
+  ``next_events()`` returns, in order, the events that are ready (at least one): ``Progress``... while a long
+  prompt evaluates, ``Piece``..., then exactly one ``Finished`` or ``Failed``.
+  ``on_exit`` runs on the event loop in the wake-up that hands over the thread's last events (it returns the
+  instance to its pool), whether or not anyone still reads the events.
 - ``cancel()`` sets the stop flag. The thread checks it before and after each sampled token (and between slices
   of the prompt), so at most the token being computed is finished; it and any text not yet handed over are
   dropped, and ``Finished(reason="cancelled")`` follows.
@@ -36,7 +37,9 @@ from skills.inference.backend import LLM
 from skills.inference.params import SEED_MAX, SamplingParams
 from skills.inference.textstream import TextStream
 from skills.inference.threads import Tuning
+from skills.inference.workers import Workers
 
+WORKERS = Workers("inference-generation")
 LAST_N_TOKENS = 64  # the window the repetition penalty looks at (ctransformers' default)
 PROMPT_SLICE = 32  # prompt tokens evaluated between two looks at the stop flag
 THREAD_NAME = b"a2a-infer"  # the OS name of generation threads and of the ggml threads they start (benchmarks)
@@ -125,12 +128,14 @@ class Generation:
         self._tuning, self._pacing, self.deadline = tuning, pacing, deadline
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="inference-generation", daemon=True)
+        self._done = threading.Event()
         self._on_exit: Callable[[], None] = lambda: None
         # the worker appends to _outbox under _lock and wakes the loop only if no wake-up is pending
         self._lock = threading.Lock()
         self._outbox: list[Event] = []
         self._wake_pending = False
+        self._exiting = False  # the thread has posted its last events (under _lock)
+        self._exited = False  # on_exit has run (on the loop)
         self._inbox: list[Event] = []
         self._arrived = asyncio.Event()
         # For tests of "stops within one token": tokens sampled in all, and when the stop was asked for.
@@ -141,7 +146,7 @@ class Generation:
 
     def start(self, on_exit: Callable[[], None]) -> None:
         self._on_exit = on_exit
-        self._thread.start()
+        WORKERS.submit(self._run)
 
     def cancel(self) -> None:
         if not self._stop.is_set():
@@ -149,7 +154,8 @@ class Generation:
             self._stop.set()
 
     def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+        """Wait until the generation's thread is done with it (and with its model instance)."""
+        self._done.wait(timeout)
 
     async def next_events(self) -> list[Event]:
         while not self._inbox:
@@ -158,9 +164,10 @@ class Generation:
         batch, self._inbox = self._inbox, []
         return batch
 
-    def _post(self, *events: Event) -> None:
+    def _post(self, *events: Event, last: bool = False) -> None:
         with self._lock:
             self._outbox.extend(events)
+            self._exiting = self._exiting or last
             if self._wake_pending:
                 return
             self._wake_pending = True
@@ -173,19 +180,24 @@ class Generation:
         with self._lock:
             batch, self._outbox = self._outbox, []
             self._wake_pending = False
+            exiting = self._exiting
         self.handoffs += 1
         self._inbox += batch
         self._arrived.set()
+        if exiting and not self._exited:  # in the wake-up that carried the last events: one fewer per generation
+            self._exited = True
+            self._on_exit()
 
     def _run(self) -> None:
         name_thread()
+        events: tuple[Event, ...] = ()
         try:
-            self._post(*self._generate())  # the last text and Finished in one handoff: one event for both
+            events = tuple(self._generate())  # the last text and Finished in one handoff: one event for both
         except Exception as exc:  # reported to the task; the instance stays usable
-            self._post(Failed(exc))
+            events = (Failed(exc),)
         finally:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._on_exit)
+            self._done.set()  # the model instance is no longer touched by this generation
+            self._post(*events, last=True)
 
     def _halt(self) -> str | None:
         """Why the generation must end now, if it must: "cancelled" or "timeout"."""
