@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from a2a_server.config import Settings
+from a2a_server.config import HEAD_LIMIT, Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -178,7 +178,8 @@ def _serve(settings: Settings) -> int:
             # slow clients: idle keep-alive connections close; a request's head is at most 64 KiB; past
             # max_connections uvicorn answers 503 at once instead of queueing without bound
             timeout_keep_alive=settings.keep_alive_seconds,
-            h11_max_incomplete_event_size=64 * 1024,
+            http=_http_protocol(),
+            h11_max_incomplete_event_size=HEAD_LIMIT,
             limit_concurrency=settings.max_connections or None,
             access_log=False,
         )
@@ -188,6 +189,16 @@ def _serve(settings: Settings) -> int:
         for sock in sockets:
             sock.close()
     return 0
+
+
+def _http_protocol() -> type[asyncio.Protocol] | str:
+    """httptools with our head bound when it is installed (a dependency; not on every platform), else h11. The
+    loop is uvicorn's ``auto``: uvloop when installed."""
+    try:
+        from a2a_server.http_parser import BoundedHttpTools
+    except ImportError:
+        return "h11"
+    return BoundedHttpTools
 
 
 def _server(config: uvicorn.Config, drain: Callable[[float], Awaitable[None]], grace: float) -> uvicorn.Server:

@@ -11,6 +11,9 @@ DEFAULT_SKILLS = ["echo", "conformance", "inference"]
 CARD_DEFAULTS = ("0.3", "1.0")
 
 
+# the largest request head (request line + headers) the server reads: h11's option, httptools' http_parser.py
+HEAD_LIMIT = 64 * 1024
+
 @dataclass
 class Settings:
     host: str = "127.0.0.1"
