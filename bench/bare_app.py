@@ -4,13 +4,15 @@ Same Python, same uvicorn, same loop and HTTP settings as the server, and no A2A
 - send: parse the JSON-RPC body, answer a small JSON-RPC result (a completed-task-shaped dict);
 - stream: one sse-starlette ``EventSourceResponse`` of N ``data:`` JSON events with ``id:``s,
   one per word of the message text (the benchmark sends 100 words), shaped like 1.0 artifact
-  updates so the bytes on the wire are comparable.
+  updates so the bytes on the wire are comparable; ``metadata.delay_ms`` paces the events as it paces the
+  echo skill's (lone events: ``bench/lone_events.py``).
 
 Run with ``uvicorn bench.bare_app:app`` from the repository root.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,9 +29,11 @@ def _text_of(params: dict[str, Any]) -> str:
     return "".join(part.get("text", "") for part in parts)
 
 
-async def _chunks(rpc_id: Any, text: str) -> AsyncIterator[dict[str, str]]:
+async def _chunks(rpc_id: Any, text: str, delay_s: float) -> AsyncIterator[dict[str, str]]:
     words = text.split(" ")
     for n, word in enumerate(words, start=1):
+        if delay_s:
+            await asyncio.sleep(delay_s)
         last = n == len(words)
         event = {
             "jsonrpc": "2.0",
@@ -53,7 +57,8 @@ async def a2a(request: Request) -> Response:
     params = body.get("params", {})
     text = _text_of(params)
     if body.get("method") == "SendStreamingMessage":
-        return EventSourceResponse(_chunks(rpc_id, text), ping=15, headers={"Cache-Control": "no-cache"})
+        delay_s = float((params.get("metadata") or {}).get("delay_ms", 0)) / 1000
+        return EventSourceResponse(_chunks(rpc_id, text, delay_s), ping=15, headers={"Cache-Control": "no-cache"})
     task = {
         "id": "t1",
         "contextId": "c1",
