@@ -114,7 +114,9 @@ class SkillContext:
         if self.cancelled.is_set():
             return True
         try:
-            await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
+            # asyncio.timeout, not wait_for: no task per sleep (a paced skill sleeps once per event)
+            async with asyncio.timeout(seconds):
+                await self.cancelled.wait()
         except TimeoutError:
             return False
         return True
