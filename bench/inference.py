@@ -17,7 +17,8 @@ How it measures (``python -m bench.inference --help`` for the knobs; findings in
 - Rounds alternate the paths on the same question (raw 1, raw 2, ..., each server); the table quotes medians.
 - Server CPU per streamed token: CPU time of the server's threads other than the model's (the generation thread
   and the ggml threads it starts are named ``a2a-infer``; everything else - event loop, log writer, executor -
-  counts) over the tokens it streamed. The client's CPU per token (this process, the httpx reader) beside it.
+  counts; ``/proc/<pid>/task/*/schedstat``, ns) over the tokens it streamed. The client's CPU per token (this
+  process, the httpx reader) beside it.
 - First request: ``--first-runs`` fresh servers at their defaults; the first request after /readyz turns 200,
   against the warm TTFT of the same server's next requests.
 - Queueing: 4 streams of distinct questions sent at once to a server with pool 1, then to one with pool 2, both
@@ -195,15 +196,14 @@ def server(env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
 
 
 def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
-    """CPU seconds of each live thread of ``pid``, with its OS name."""
-    tick = os.sysconf("SC_CLK_TCK")
+    """CPU seconds of each live thread of ``pid``, with its OS name: ``schedstat``'s nanoseconds (``stat``'s clock
+    ticks are 10 ms, as much as a whole 64-token request costs the server)."""
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(OSError):
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            out[int(tid)] = (comm, (int(fields[11]) + int(fields[12])) / tick)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            comm = Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+            ns = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            out[int(tid)] = (comm, ns / 1e9)
     return out
 
 
