@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             backend.store, backend.events, backend.queue, backend.control, registry, metrics=metrics,
             live=runner if runs_tasks else None, cancel_grace=settings.cancel_grace, push=backend.push,
             push_guard=UrlGuard(settings.push_allow), limits=limits if keyring else replace(limits, running_tasks=0),
+            running=backend.running,
         )  # fmt: skip
         sender = _push_sender(settings, backend, service, metrics)
         # billing channels (issue 12): the service checks and closes them, the runner charges per chunk
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             settings, service, Dispatcher(service), registry, static_card, drainer, keyring=keyring
         )
         app.state.a2a.store_health = backend.health
+        # one request rate per caller for the whole fleet when the store is shared (Redis); else the gate's own
+        app.state.a2a.rate = backend.rate(limits.rate, limits.burst) if backend.rate else None
         for skill in registry if runs_tasks else ():
             await skill.start()
         if not backend.shared:  # a shared store's lost runs come back by lease expiry, not at a restart

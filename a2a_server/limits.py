@@ -5,7 +5,9 @@
     submit ─► LimitedService: check_message (parts, bytes, metadata depth/size ─► -32602 naming the limit)
                               running tasks of the owner < max_running_tasks, else 429
 
-All of it is per process and in memory: limits bound what one server does for one caller, not a fleet's total.
+The request rate and the running tasks are kept in this process (``Buckets``, ``LocalRunning``), or, on a Redis
+store, in Redis for every replica at once (``backends/redis_limits.py``: ``Rate``, ``RunningTasks``). Open streams
+are counted per process (a stream is held by one process; a fleet-wide count would outlive a killed one).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 from a2a_server.dialects.base import SendRequest
 from a2a_server.errors import InvalidParams, TaskBusy, TooManyRequests
+from a2a_server.ports import Rate as Rate  # the gate (http/auth.py, http/state.py) names it from here
+from a2a_server.ports import RunningTasks
 from a2a_server.service import Submitted, TaskService
 
 # the causes of this module's refusals (a2a_refusals{reason})
@@ -74,6 +78,26 @@ class Buckets:
         full = self.burst / self.rate
         for who in [w for w, b in self._buckets.items() if now - b.stamp > full]:
             del self._buckets[who]
+
+
+@dataclass
+class LocalRunning:
+    """``RunningTasks`` of this process."""
+
+    _running: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    async def of(self, owner: str) -> dict[str, float]:
+        return dict(self._running.get(owner, {}))
+
+    async def add(self, owner: str, task_id: str, since: float) -> None:
+        self._running.setdefault(owner, {})[task_id] = since
+
+    async def forget(self, owner: str, task_ids: list[str]) -> None:
+        mine = self._running.get(owner, {})
+        for task_id in task_ids:
+            mine.pop(task_id, None)
+        if not mine:
+            self._running.pop(owner, None)
 
 
 @dataclass
@@ -142,11 +166,10 @@ class LimitedService(TaskService):
 
     limits = Limits()
 
-    def __init__(self, *args: Any, limits: Limits, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, limits: Limits, running: RunningTasks | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.limits = limits
-        # owner -> {task id: when it was submitted}
-        self._running: dict[str, dict[str, float]] = {}
+        self.running: RunningTasks = running if running is not None else LocalRunning()
 
     async def submit(self, req: SendRequest, dialect: str, *, owner: str = "anonymous", follow: bool = False
                      ) -> Submitted:  # fmt: skip
@@ -160,14 +183,15 @@ class LimitedService(TaskService):
     async def _submit(self, req: SendRequest, dialect: str, owner: str, follow: bool) -> Submitted:
         check_message(req, self.limits)
         cap = self.limits.running_tasks
-        mine = self._running.setdefault(owner, {})
-        new = req.task_id is None or req.task_id not in mine
-        if cap > 0 and new and len(mine) >= cap:
-            await self._prune(mine)
-            if len(mine) >= cap:
-                raise TooManyRequests(f"Too many tasks: {owner!r} has {len(mine)} running; the limit is {cap} "
-                                      "(max_running_tasks); wait for one to finish", 1.0,
-                                      cause="too_many_tasks")  # fmt: skip
+        if cap > 0:
+            mine = await self.running.of(owner)
+            new = req.task_id is None or req.task_id not in mine
+            if new and len(mine) >= cap:
+                await self._prune(owner, mine)
+                if len(mine) >= cap:
+                    raise TooManyRequests(f"Too many tasks: {owner!r} has {len(mine)} running; the limit is {cap} "
+                                          "(max_running_tasks); wait for one to finish", 1.0,
+                                          cause="too_many_tasks")  # fmt: skip
         try:
             submitted = await super().submit(req, dialect, owner=owner, follow=follow)
         except TaskBusy:
@@ -176,14 +200,16 @@ class LimitedService(TaskService):
                 raise TaskBusy(f"Task id {req.task_id} is taken; choose another id") from None
             raise
         if cap > 0:
-            mine[submitted.task.id] = time.monotonic()
+            await self.running.add(owner, submitted.task.id, time.time())
         return submitted
 
-    async def _prune(self, mine: dict[str, float]) -> None:
+    async def _prune(self, owner: str, mine: dict[str, float]) -> None:
         """Forget the tasks that settled (or were purged): only done when the cap is reached, so a submit under
         the cap costs nothing. A new task is stored by its run's first write: not found for a moment is not gone."""
-        now = time.monotonic()
+        now, gone = time.time(), []
         for task_id, since in list(mine.items()):
             task = await self.find(task_id, None)
             if (task is None and now - since > 30) or (task is not None and task.status.state.settled):
                 del mine[task_id]
+                gone.append(task_id)
+        await self.running.forget(owner, gone)

@@ -322,3 +322,26 @@ class PushStore(Protocol):
     async def active(self) -> builtins.list[PushConfig]: ...
 
     async def failing(self, task_ids: Sequence[str], *, owner: str | None = None) -> builtins.list[PushConfig]: ...
+
+
+# ---------------------------------------------------------------- caller limits shared by processes (limits.py)
+
+
+class Rate(Protocol):
+    """A token bucket per caller shared by several processes (the gate's own ``Buckets`` otherwise)."""
+
+    async def take(self, who: str) -> float:
+        """Take one token: 0.0 when granted, else the seconds until one is available."""
+        ...
+
+
+class RunningTasks(Protocol):
+    """The tasks each owner submitted that may still run (the cap of ``LimitedService``)."""
+
+    async def of(self, owner: str) -> dict[str, float]:
+        """Task id → when it was submitted (unix seconds)."""
+        ...
+
+    async def add(self, owner: str, task_id: str, since: float) -> None: ...
+
+    async def forget(self, owner: str, task_ids: list[str]) -> None: ...

@@ -23,7 +23,7 @@ from a2a_server.backends.sqlite import SQLiteStore
 from a2a_server.backends.sqlite_ledger import SQLiteLedger
 from a2a_server.backends.sqlite_push import SQLitePushStore
 from a2a_server.ledger import Ledger
-from a2a_server.ports import Control, EventLog, PushStore, TaskQueue, TaskStore
+from a2a_server.ports import Control, EventLog, PushStore, Rate, RunningTasks, TaskQueue, TaskStore
 
 
 def default_sqlite_path() -> Path:
@@ -71,6 +71,10 @@ class Backend:
     health: Callable[[], Awaitable[str | None]] | None = None
     # several processes share it (Redis): a run lost with its process comes back by lease expiry
     shared: bool = False
+    # caller limits kept in the shared store for every process (Redis): a token bucket per caller (made for the
+    # configured rate and burst) and the running tasks per owner; None: each process keeps its own (limits.py)
+    rate: Callable[[float, int], Rate] | None = None
+    running: RunningTasks | None = None
 
     async def close(self) -> None:
         await self.queue.close()

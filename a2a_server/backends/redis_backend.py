@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from a2a_server.backends.redis_conn import UNAVAILABLE
 from a2a_server.backends.redis_control import RedisControl
+from a2a_server.backends.redis_limits import RedisRate, RedisRunning
 from a2a_server.backends.redis_queue import RedisQueue
 from a2a_server.backends.redis_store import RedisStore
 
@@ -28,4 +29,8 @@ async def open_redis(url: str, *, buffer_limit: int, lease_seconds: float, ttl: 
         return None
 
     describe = f"redis {store.address} (prefix {store.p!r})"
-    return Backend(store, store, queue, control, describe, health=health, shared=True)
+    def rate(per_second: float, burst: int) -> RedisRate:
+        return RedisRate(store.redis, store.p, store.address, per_second, burst)
+
+    running = RedisRunning(store.redis, store.p, store.address)
+    return Backend(store, store, queue, control, describe, health=health, shared=True, rate=rate, running=running)

@@ -111,7 +111,7 @@ class Gate:
         try:
             principal = self._authenticate(headers)
             who = self._limit_key(principal, scope)
-            if who is not None and (wait := self.buckets.take(who)) > 0:
+            if who is not None and (wait := await self._take(scope, who)) > 0:
                 rate, burst = self.limits.rate, self.limits.burst
                 message = f"Too many requests: the limit is {rate:g} per second, bursts of {burst} (rate_limit)"
                 raise TooManyRequests(message, wait, cause="rate_limited")
@@ -149,6 +149,11 @@ class Gate:
         if principal is None:
             raise Unauthenticated("Unauthenticated: the API key is not valid (unknown or revoked)", cause="invalid_key")
         return principal
+
+    async def _take(self, scope: Scope, who: str) -> float:
+        """A token of ``who``'s bucket: the fleet's (Redis, in the app's state once it started), else this gate's."""
+        shared = getattr(getattr(getattr(scope.get("app"), "state", None), "a2a", None), "rate", None)
+        return await shared.take(who) if shared is not None else self.buckets.take(who)
 
     def _limit_key(self, principal: Principal, scope: Scope) -> str | None:
         """Whose limits a request counts against: the key's principal; without keys the client address, and

@@ -12,6 +12,7 @@ from starlette.requests import Request
 
 from a2a_server.config import Settings
 from a2a_server.keys import Keyring
+from a2a_server.limits import Rate
 from a2a_server.rpc import Dispatcher
 from a2a_server.service import TaskService
 from a2a_server.skill import SkillRegistry
@@ -34,6 +35,8 @@ class AppState:
     keyring: Keyring | None = None
     # the shared store's connection for /readyz (Redis): None when fine, else why not
     store_health: Callable[[], Awaitable[str | None]] | None = None
+    # the request rate shared by every process (Redis), which the gate uses instead of its own buckets
+    rate: Rate | None = None
 
 
 def app_state(request: Request) -> AppState:
