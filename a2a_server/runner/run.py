@@ -203,6 +203,8 @@ class Run:
                     self.stream_index = ids.index(art.artifact_id)
                     del self.task.artifacts[self.stream_index]
             self.task.artifacts.insert(self.stream_index, art)
+        if not isinstance(ev.text, str):  # the chunk below is built unchecked
+            raise TypeError(f"Token.text must be a str, not {type(ev.text).__name__}")
         # joined only when someone looks (sync): appending to the part's text each time is O(n²)
         self.stream_chunks.append(ev.text)
         self.stream_closed = ev.last
@@ -211,8 +213,15 @@ class Run:
             self.metrics.token_counter(self.task.skill).inc()
             if ttft is not None:
                 self.metrics.ttft_histogram(self.task.skill).observe(ttft)
-        chunk = Artifact(artifact_id=art.artifact_id, name=art.name, parts=[Part.of_text(ev.text)])
-        await self._publish(self._artifact_event(chunk, append, ev.last, self.stream_index))
+        # once per chunk, from values already checked (the run's own artifact, a Token's str): built without
+        # pydantic's validation, a third of the runner's own time per chunk
+        part = Part.model_construct(kind="text", text=ev.text)
+        chunk = Artifact.model_construct(artifact_id=art.artifact_id, name=art.name, parts=[part])
+        task = self.task
+        await self._publish(ArtifactEvent.model_construct(
+            task_id=task.id, context_id=task.context_id, artifact=chunk, append=append, last_chunk=ev.last,
+            index=self.stream_index,
+        ))  # fmt: skip
 
     async def _artifact(self, artifact: Artifact, append: bool, last_chunk: bool) -> None:
         artifacts = self.task.artifacts

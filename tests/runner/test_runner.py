@@ -457,3 +457,23 @@ async def test_a_cancel_reaches_the_runner_that_took_a_task_over(stacks: list[St
     assert await shared.control.cancel(task_id) is True
     done = await settled(other, task_id)
     assert done.status.state == TaskState.CANCELED
+
+
+async def test_a_token_whose_text_is_not_a_str_fails_its_task_with_the_reason(stacks: list[Stack]) -> None:
+    """A chunk is built without pydantic's checks (Run._token, the hot path): a bad Token must still be refused,
+    not streamed as ``"text": null``."""
+
+    async def bad_token(ctx: SkillContext) -> AsyncIterator[SkillEvent]:
+        yield Token("fine ")
+        yield Token(None)  # type: ignore[arg-type]
+
+    s = build([ScriptSkill("bad_token", bad_token)])
+    stacks.append(s)
+    await s.runner.start()
+    task_id = await submit(s, request("bad_token"))
+    evs = await events_of(s, task_id)
+    assert texts(evs)[0] == "fine " and None not in texts(evs)
+    done = await s.service.get(task_id)
+    assert done.status.state == TaskState.FAILED
+    assert done.status.message is not None
+    assert done.status.message.text == "TypeError: Token.text must be a str, not NoneType"
