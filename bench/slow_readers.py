@@ -112,7 +112,7 @@ def main() -> None:
     p.add_argument("--store", default="sqlite", choices=["sqlite", "memory"])
     p.add_argument("--modes", default="none,stalled,stalled-unbounded")
     p.add_argument("--timeout", type=float, default=300)
-    p.add_argument("--byte-limit", type=int, default=1024 * 1024, help="A2A_SUBSCRIBER_BUFFER_BYTES of the server")
+    p.add_argument("--byte-limit", type=int, default=64 * 1024, help="A2A_SUBSCRIBER_BUFFER_BYTES of the server")
     args = p.parse_args()
     results = {}
     for mode in args.modes.split(","):

@@ -6,9 +6,12 @@ Contract of ``EventBus.subscribe``:
 - The subscriber sees every event published for its task after it subscribed, in publish order.
 - Each subscriber has a buffer bounded in events (``buffer_limit``) and in bytes (``byte_limit``, as
   estimated by the bus's ``weigh`` function: ``weight.py``). ``publish`` never waits: when a subscriber's
-  buffer would go past either bound the subscriber is dropped (the byte bound only while its consumer is
-  busy elsewhere, see ``Subscription._push``) (``dropped`` becomes True, its iterator stops) and the others go on.
-  A dropped client resumes with ``Last-Event-ID``; the log, not the bus, is the memory.
+  buffer would go past either bound the subscriber is dropped (``dropped`` becomes True, its buffer is
+  freed at once, its iterator stops) and the others go on.
+- A dropped subscriber loses nothing that matters: the log, not the bus, is the memory. Its follower
+  (``follow.py``) reads on from the log after the last event it handed over and subscribes again, so the
+  reader sees every event once, in order, and the bound can be small: a reader blocked on a client that
+  does not read holds at most one bound's worth here, then nothing.
 - ``close()`` on a subscription detaches it at once; the owner must call it (``async with``).
 """
 
@@ -22,8 +25,9 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-# the default bound of one subscriber's buffer in (estimated) bytes; Settings.subscriber_buffer_bytes
-DEFAULT_BYTE_LIMIT = 1024 * 1024
+# the default bound of one subscriber's buffer in (estimated) bytes; Settings.subscriber_buffer_bytes. Going past it
+# costs the reader a read of the log (follow.py), not its stream: ~30 one-word chunks (bench/slow_readers.py)
+DEFAULT_BYTE_LIMIT = 64 * 1024
 
 
 def _one(event: object) -> int:
@@ -39,8 +43,6 @@ class Subscription(Generic[T]):
         self._buffer: deque[T] = deque()
         self._sizes: deque[int] = deque()  # the estimate of each buffered event
         self.buffered_bytes = 0  # the estimated size of what is in the buffer
-        # True until the consumer takes a batch and again whenever it waits for the next one: see _push
-        self._consumer_waiting = True
         self._wakeup = asyncio.Event()
         self.dropped = False
         self.closed = False
@@ -48,11 +50,10 @@ class Subscription(Generic[T]):
         self.attachment: Any = None
 
     def _push(self, event: T, size: int) -> bool:
-        # The byte bound drops a consumer that is busy elsewhere, which for a stream means blocked writing to a
-        # client that does not read. A consumer that is waiting for this buffer (or has not started reading)
-        # is only behind because the publisher has not let it run yet (a skill's burst): dropping it would end
-        # a healthy stream before its first event, so only the event bound applies to it.
-        over_bytes = self.buffered_bytes + size > self._byte_limit and not self._consumer_waiting
+        # The byte bound holds whether or not the consumer is waiting (a reader that has not run yet after a
+        # skill's burst is dropped too): a drop costs the reader one read of the log, and the bound then holds
+        # for every subscriber, a client that never reads included. One event always fits an empty buffer.
+        over_bytes = self.buffered_bytes + size > self._byte_limit and self.buffered_bytes > 0
         if len(self._buffer) >= self._limit or over_bytes:
             self.dropped = True
             self._buffer.clear()
@@ -68,13 +69,11 @@ class Subscription(Generic[T]):
 
     async def _ready(self) -> bool:
         """Wait until something is buffered; False once dropped or closed."""
-        self._consumer_waiting = True
         while not self._buffer:
             if self.dropped or self.closed:
                 return False
             self._wakeup.clear()
             await self._wakeup.wait()
-        self._consumer_waiting = False
         return not self.dropped
 
     async def next(self) -> T | None:
@@ -88,19 +87,12 @@ class Subscription(Generic[T]):
         """Every event buffered so far (waiting for one if there is none), or None once dropped or closed."""
         if not await self._ready():
             return None
-        if self.buffered_bytes <= self._byte_limit:
-            batch = list(self._buffer)
-            self._buffer.clear()
-            self._sizes.clear()
-            self.buffered_bytes = 0
-            return batch
-        # at most byte_limit at a time (at least one event): a consumer that then blocks on a client that does not
-        # read holds no more than that, and the rest, still buffered, counts against the bound (see _push)
-        batch, taken = [], 0
-        while self._buffer and (not batch or taken + self._sizes[0] <= self._byte_limit):
-            taken += self._sizes.popleft()
-            batch.append(self._buffer.popleft())
-        self.buffered_bytes -= taken
+        # the buffer never holds more than the byte bound (or one event): a consumer that takes it all and then
+        # blocks on a client that does not read holds no more than that in hand
+        batch = list(self._buffer)
+        self._buffer.clear()
+        self._sizes.clear()
+        self.buffered_bytes = 0
         return batch
 
     def close(self) -> None:
@@ -127,10 +119,15 @@ class EventBus(Generic[T]):
         # the estimated size of an event, computed once per publish that has a subscriber
         self.weigh = weigh
         self._subscribers: dict[str, list[Subscription[T]]] = {}
+        self.closed = False
 
     def subscribe(self, task_id: str) -> Subscription[T]:
+        """A new subscription; on a closed bus (the backend closed) one that is closed already."""
         sub: Subscription[T] = Subscription(self, task_id, self.buffer_limit, self.byte_limit)
-        self._subscribers.setdefault(task_id, []).append(sub)
+        if self.closed:
+            sub.closed = True
+        else:
+            self._subscribers.setdefault(task_id, []).append(sub)
         return sub
 
     def publish(self, task_id: str, event: T, attachment: Any = None) -> None:
@@ -154,6 +151,7 @@ class EventBus(Generic[T]):
         return sum(len(s) for s in self._subscribers.values())
 
     def close_all(self) -> None:
+        self.closed = True
         for subs in list(self._subscribers.values()):
             for sub in list(subs):
                 sub.close()
