@@ -32,6 +32,10 @@ class Settings:
     shutdown_grace: float = 10.0
     # end a send to a client that stopped reading after this long (sse-starlette send_timeout)
     send_timeout: float = 30.0
+    # SO_SNDBUF of every accepted connection (set on the listening sockets; Linux doubles it); 0 = the kernel's
+    # autotuning (up to tcp_wmem max, 4 MiB here). A client that stops reading costs what its socket takes before
+    # the stream blocks: rendering that is CPU taken from the tasks (bench/slow_readers.py, ARCHITECTURE.md)
+    send_buffer_bytes: int = 0
     card_max_age: int = 300
     # the card a request without A2A-Version gets at agent-card.json: "0.3" (the 0.3 card plus
     # supportedInterfaces, which 0.3 clients, who never send the header, need) or "1.0" (the strict 1.0 card)

@@ -79,7 +79,8 @@ class LocalFollow:
     def __init__(self, log: _Reader, bus: EventBus[LoggedEvent], task_id: str, after: int, fresh: bool) -> None:
         self._log = log
         self._bus = bus
-        self._sub: Subscription[LoggedEvent] = bus.subscribe(task_id)  # now: every event committed is buffered
+        # now: every event committed is buffered (a follower that reads a backlog first is busy with it)
+        self._sub: Subscription[LoggedEvent] = bus.subscribe(task_id, waiting=fresh)
         self.task_id = task_id
         self.after = after
         self.fresh = fresh
@@ -114,7 +115,7 @@ class LocalFollow:
                 if full:
                     if self._closed:
                         return
-                    self._sub = self._bus.subscribe(self.task_id)  # before the next read: no gap
+                    self._sub = self._bus.subscribe(self.task_id, waiting=False)  # before the next read: no gap
                     continue
                 if page and page[-1].event.settles:
                     return
@@ -134,7 +135,7 @@ class LocalFollow:
                 return  # closed: by its owner or by the backend
             # fell the buffer's bound behind: read on from the log (subscribed again first)
             self.catch_ups += 1
-            self._sub = self._bus.subscribe(self.task_id)
+            self._sub = self._bus.subscribe(self.task_id, waiting=False)
             from_log, replay = True, False
 
     def close(self) -> None:
