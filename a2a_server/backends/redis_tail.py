@@ -12,8 +12,8 @@ path. A new follower wakes the blocked read with an XADD to this process's wake 
 holds one, whatever the number of followers and tasks (the wake XADD and the backlog use the command pool).
 A lost connection: the tail retries with backoff (up to 1 s apart) from the same ids; followers wait meanwhile.
 A follower's buffer is bounded in entries and in bytes (the raw fields plus a fixed cost per entry), as the
-in-process bus is (``bus.py``); one that goes past is dropped from the tail and reads on from the log in pages
-of about one bound, then joins the tail again where it got to (``follow.py`` does the same in-process).
+in-process bus is (``bus.py``, ``_Sub``); one that goes past is dropped from the tail and reads on from the log in
+pages of about one bound, then joins the tail again where it got to (``follow.py`` does the same in-process).
 """
 
 from __future__ import annotations
@@ -63,12 +63,18 @@ def decode_global(cursor: int, f: dict[bytes, bytes]) -> GlobalEvent:
 
 
 class _Sub:
-    """One follower's place in the tail: its stream, the id it has, a bounded buffer of raw entries."""
+    """One follower's place in the tail: its stream, the id it has, a bounded buffer of raw entries.
+
+    Bounded as the in-process bus is (``bus.py``): in entries, and in bytes for what arrives while the follower
+    is busy elsewhere (a stream blocked on a client that does not read) since it last took a batch."""
 
     def __init__(self, key: str, position: int, limit: int, byte_limit: int = DEFAULT_BYTE_LIMIT) -> None:
         self.key, self.position, self.limit, self.byte_limit = key, position, limit, byte_limit
         self.buffer: deque[tuple[int, dict[bytes, bytes]]] = deque()
+        self.sizes: deque[int] = deque()  # the estimate of each buffered entry
         self.buffered_bytes = 0
+        self.waiting = True  # until the follower takes a batch, and again whenever it waits for the next one
+        self.busy_bytes = 0  # what arrived since it last took a batch, while it was busy
         self.wakeup = asyncio.Event()
         self.dropped = self.closed = False
 
@@ -76,33 +82,40 @@ class _Sub:
         fresh = [e for e in entries if e[0] > self.position]
         if not fresh:
             return True
-        size = sum(entry_bytes(f) for _, f in fresh)
-        # the byte bound as the bus's, whether or not the follower is waiting (one entry always fits an empty
-        # buffer): past it the follower reads on from the log, one XRANGE a page, as cheap as this XREAD was
-        over_bytes = self.buffered_bytes + size > self.byte_limit and (self.buffer or len(fresh) > 1)
-        if len(self.buffer) + len(fresh) > self.limit or over_bytes:
+        sizes = [entry_bytes(f) for _, f in fresh]
+        if not self.waiting:
+            self.busy_bytes += sum(sizes)
+        if len(self.buffer) + len(fresh) > self.limit or self.busy_bytes > self.byte_limit:
             self.dropped = True
             self.buffer.clear()
+            self.sizes.clear()
             self.buffered_bytes = 0
             self.wakeup.set()
             return False
         self.buffer.extend(fresh)
-        self.buffered_bytes += size
+        self.sizes.extend(sizes)
+        self.buffered_bytes += sum(sizes)
         self.position = fresh[-1][0]
         self.wakeup.set()
         return True
 
     async def next_batch(self) -> list[tuple[int, dict[bytes, bytes]]] | None:
+        self.waiting = True
         while not self.buffer:
             if self.dropped or self.closed:
                 return None
             self.wakeup.clear()
             await self.wakeup.wait()
+        self.waiting, self.busy_bytes = False, 0
         if self.dropped:
             return None
-        batch = list(self.buffer)
-        self.buffer.clear()
-        self.buffered_bytes = 0
+        # at most the byte bound at a time (at least one entry): a follower that then blocks holds no more
+        batch: list[tuple[int, dict[bytes, bytes]]] = []
+        taken = 0
+        while self.buffer and (not batch or taken + self.sizes[0] <= self.byte_limit):
+            taken += self.sizes.popleft()
+            batch.append(self.buffer.popleft())
+        self.buffered_bytes -= taken
         return batch
 
 

@@ -537,8 +537,11 @@ async def test_a_follower_past_the_byte_bound_reads_the_log_in_pages(open_store:
            parts=[Part.of_text(f"{i:04d}" * 1024)]), append=i > 0) for i in range(60)]  # fmt: skip
     async with store.follow("t", 0) as slow:
         batches = slow.batches()
-        seen = [await anext(batches)]
-        for i in range(0, 60, 6):  # 4 KiB chunks, six a commit: each commit alone is past the bound
+        seen = [await anext(batches)]  # the replay
+        await store.append_many("t", big[:1], epoch=1)
+        async with asyncio.timeout(DEADLINE):
+            seen.append(await anext(batches))  # live: it holds this batch, busy (as on a client that does not read)
+        for i in range(1, 60, 6):  # 4 KiB chunks, six a commit: each commit alone is past the bound
             await store.append_many("t", big[i : i + 6], epoch=1)
         await store.append_many("t", [status("t", TaskState.COMPLETED)], epoch=1)
         async with asyncio.timeout(DEADLINE):
