@@ -12,7 +12,7 @@ Contract of ``EventBus.subscribe``:
 - A dropped subscriber loses nothing that matters: the log, not the bus, is the memory. Its follower
   (``follow.py``) reads on from the log after the last event it handed over and subscribes again, so the
   reader sees every event once, in order, and the bound can be small: a reader blocked on a client that
-  does not read holds at most one bound's worth here, then nothing.
+  does not read holds what it had not taken yet of a burst plus one bound here, and once dropped nothing.
 - ``close()`` on a subscription detaches it at once; the owner must call it (``async with``).
 """
 
