@@ -153,7 +153,7 @@ def _serve(settings: Settings) -> int:
     try:
         preflight(settings)
         # before anything else that may print: a taken port is then the first and last thing the user reads
-        sockets = _listen(settings.host, settings.port)
+        sockets = _listen(settings.host, settings.port, settings.send_buffer_bytes)
     except StartupError as exc:
         print(f"a2a-server: {exc}", file=sys.stderr)
         return 1
@@ -284,12 +284,13 @@ def _server(config: uvicorn.Config, drain: Callable[[float], Awaitable[None]], g
     return Server(config)
 
 
-def _listen(host: str, port: int) -> list[socket.socket]:
+def _listen(host: str, port: int, send_buffer: int = 0) -> list[socket.socket]:
     """Bind the listening sockets the way asyncio would for uvicorn, before anything else starts.
 
     Every address the host resolves to; SO_REUSEADDR, so a restart need not wait out TIME_WAIT;
     IPv6 sockets IPv6-only, so ``::`` and ``0.0.0.0`` can be served side by side; an address family
-    the machine lacks (EADDRNOTAVAIL) is skipped, as asyncio does.
+    the machine lacks (EADDRNOTAVAIL) is skipped, as asyncio does. ``send_buffer``: SO_SNDBUF, which
+    accepted sockets inherit (0: leave the kernel's autotuning).
     """
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
@@ -297,6 +298,8 @@ def _listen(host: str, port: int) -> list[socket.socket]:
         for family, kind, proto, _, address in dict.fromkeys(infos):
             sock = socket.socket(family, kind, proto)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if send_buffer > 0:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:

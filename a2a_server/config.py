@@ -25,16 +25,21 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # how long a blocking send waits for the task to settle before returning it as it is
     blocking_timeout: float = 60.0
-    # events a subscriber may fall behind before it is dropped (it can resume with Last-Event-ID); the
-    # buffers hold references to shared events, so a large bound costs little while a burst is read
+    # events a stream's live buffer may hold before the stream drops it and reads on from the log instead
     subscriber_buffer: int = 8192
-    # and the (estimated) bytes of those events: a client that asks for a stream and never reads costs at most
-    # this much in the bus; the bytes already handed to its socket are bounded by send_timeout (ARCHITECTURE.md)
-    subscriber_buffer_bytes: int = 1024 * 1024
+    # and the (estimated) bytes of those events: a client that asks for a stream and never reads holds at most
+    # about this much in the server's buffers (ARCHITECTURE.md "Stalled subscriber"); going past costs the
+    # reader a read of the log, not its stream, so the bound is small
+    subscriber_buffer_bytes: int = 64 * 1024
     cancel_grace: float = 2.0
     shutdown_grace: float = 10.0
     # end a send to a client that stopped reading after this long (sse-starlette send_timeout)
     send_timeout: float = 30.0
+    # SO_SNDBUF of every accepted connection (set on the listening sockets; Linux doubles it); 0 = the kernel's
+    # autotuning (up to tcp_wmem max, 4 MiB here). A client that stops reading costs what its socket takes before
+    # the stream blocks: rendering that is CPU taken from the tasks, and kernel memory (bench/slow_readers.py,
+    # ARCHITECTURE.md). 64 KiB bounds a connection to ~128 KiB per round trip: far above any token stream
+    send_buffer_bytes: int = 64 * 1024
     card_max_age: int = 300
     # the card a request without A2A-Version gets at agent-card.json: "0.3" (the 0.3 card plus
     # supportedInterfaces, which 0.3 clients, who never send the header, need) or "1.0" (the strict 1.0 card)

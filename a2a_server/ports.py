@@ -154,14 +154,17 @@ class TaskFollow(Protocol):
 
     ``batches()`` yields the events with id > ``after``: the stored ones first, then live ones as they are
     committed, in batches of whatever is ready; no gap, no duplicate. It ends after a settling event that is
-    the newest of the log (a continued input-required task has more), when the follower is dropped for
-    falling ``buffer`` events behind (``dropped`` is then True: resume from the log), or when the backend
-    closes. ``snapshot`` is the task as written with the newest batch seen, when the backend had it at hand.
+    the newest of the log (a continued input-required task has more), or when the backend closes.
+    A reader that falls behind its live buffer's bound (in events, ``subscriber_buffer``, and in estimated
+    bytes, ``subscriber_buffer_bytes``) loses that buffer and reads on from the log, in pages of about one
+    bound, from the last event it was handed (``catch_ups`` counts these): it is never ended for being slow,
+    and one that blocks (a client that does not read) holds about one bound, not its backlog.
+    ``snapshot`` is the task as written with the newest batch seen, when the backend had it at hand.
     The owner must ``close()`` it (``async with``).
     """
 
     @property
-    def dropped(self) -> bool: ...
+    def catch_ups(self) -> int: ...
 
     @property
     def snapshot(self) -> Task | None: ...
@@ -184,7 +187,8 @@ class EventLog(Protocol):
       neither), if ``epoch`` is the task's current epoch; else ``LeaseLost`` (``TaskNotFound`` if no task).
       ``create=True``: the snapshot is a new task, stored first by this write unless it is stored already.
       An event reaches a follower only after it is committed.
-    - ``read_after(task, n)``: the events with id > n in id order (n = 0: the whole log).
+    - ``read_after(task, n, limit)``: the events with id > n in id order (n = 0: the whole log), at most
+      ``limit`` of them (None: all).
     - ``follow(task, after)``: see ``TaskFollow``; ``fresh=True`` promises that nothing is logged after
       ``after`` yet (the caller subscribes before the run starts), so the log is not read back.
     - ``follow_all(filter, after)``: every matching event with a global cursor > ``after``, stored then live,
@@ -195,7 +199,7 @@ class EventLog(Protocol):
         self, task_id: str, events: Sequence[Any], *, snapshot: Task | None = None, epoch: int, create: bool = False
     ) -> builtins.list[LoggedEvent]: ...
 
-    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]: ...
+    async def read_after(self, task_id: str, after: int, limit: int | None = None) -> builtins.list[LoggedEvent]: ...
 
     async def last_event_id(self, task_id: str) -> int: ...
 

@@ -345,20 +345,16 @@ class TaskService:
         return self.event_log.follow(task.id, after)
 
     async def events(self, task: Task, after: int = 0) -> AsyncGenerator[LoggedEvent, None]:
-        """The task's events after ``after`` until it settles, one at a time. Unlike a ``follow``, a reader
-        dropped for being slow catches up from the log instead of ending (the plain stream and OpenAI use it)."""
-        while True:
-            async with self.event_log.follow(task.id, after) as follower:
-                async for batch in follower.batches():
-                    for logged in batch:
-                        after = logged.id
-                        yield logged
-                if not follower.dropped:
-                    return
+        """The task's events after ``after`` until it settles, one at a time (the plain stream and OpenAI use it);
+        a reader that falls behind reads on from the log (``TaskFollow``)."""
+        async with self.event_log.follow(task.id, after) as follower:
+            async for batch in follower.batches():
+                for logged in batch:
+                    yield logged
 
     async def turns(self, task: Task, after: int) -> AsyncGenerator[builtins.list[LoggedEvent], None]:
-        """The task's events after ``after``, through every interrupted turn, until a terminal event (or until a
-        follower is dropped for being slow: the client resumes with Last-Event-ID)."""
+        """The task's events after ``after``, through every interrupted turn, until a terminal event. A reader that
+        falls behind is not ended: it reads on from the log (``TaskFollow``)."""
         while True:
             follower = self.event_log.follow(task.id, after, fresh=True)  # subscribed from here on
             if await self.event_log.last_event_id(task.id) > after:
@@ -369,7 +365,7 @@ class TaskService:
                 async for batch in follower.batches():
                     after, last = batch[-1].id, batch[-1].event
                     yield batch
-            if follower.dropped or not (isinstance(last, StatusEvent) and last.status.state.interrupted):
+            if not (isinstance(last, StatusEvent) and last.status.state.interrupted):
                 return
 
     def follow_all(self, where: EventFilter, after: int = 0) -> AsyncGenerator[builtins.list[GlobalEvent], None]:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT
 from a2a_server.backends.ledger import MemoryLedger
 from a2a_server.backends.local import LocalControl, LocalQueue
 from a2a_server.backends.lock import StoreLock, StoreLocked
@@ -84,10 +85,12 @@ class Backend:
 
 async def open_backend(
     url: str, *, buffer_limit: int = 8192, lease_seconds: float = 30.0, retention_seconds: float = 0.0,
-    byte_limit: int = 1024 * 1024,
+    byte_limit: int = DEFAULT_BYTE_LIMIT,
 ) -> Backend:
     if is_redis_url(url):
-        return await open_redis(url, buffer_limit=buffer_limit, lease_seconds=lease_seconds, ttl=retention_seconds)
+        return await open_redis(
+            url, buffer_limit=buffer_limit, lease_seconds=lease_seconds, ttl=retention_seconds, byte_limit=byte_limit
+        )
     path = store_path(url)
     store: MemoryStore | SQLiteStore
     push: PushStore

@@ -5,10 +5,14 @@ One bus carries each task's events (keyed by task id), another the global order 
 Contract of ``EventBus.subscribe``:
 - The subscriber sees every event published for its task after it subscribed, in publish order.
 - Each subscriber has a buffer bounded in events (``buffer_limit``) and in bytes (``byte_limit``, as
-  estimated by the bus's ``weigh`` function: ``weight.py``). ``publish`` never waits: when a subscriber's
-  buffer would go past either bound the subscriber is dropped (the byte bound only while its consumer is
-  busy elsewhere, see ``Subscription._push``) (``dropped`` becomes True, its iterator stops) and the others go on.
-  A dropped client resumes with ``Last-Event-ID``; the log, not the bus, is the memory.
+  estimated by the bus's ``weigh`` function: ``weight.py``; the byte bound counts what arrives while the
+  consumer is busy elsewhere, see ``Subscription._push``). ``publish`` never waits: when a subscriber goes
+  past either bound it is dropped (``dropped`` becomes True, its buffer is freed at once, its iterator
+  stops) and the others go on.
+- A dropped subscriber loses nothing that matters: the log, not the bus, is the memory. Its follower
+  (``follow.py``) reads on from the log after the last event it handed over and subscribes again, so the
+  reader sees every event once, in order, and the bound can be small: a reader blocked on a client that
+  does not read holds what it had not taken yet of a burst plus one bound here, and once dropped nothing.
 - ``close()`` on a subscription detaches it at once; the owner must call it (``async with``).
 """
 
@@ -22,8 +26,9 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-# the default bound of one subscriber's buffer in (estimated) bytes; Settings.subscriber_buffer_bytes
-DEFAULT_BYTE_LIMIT = 1024 * 1024
+# the default bound of one subscriber's buffer in (estimated) bytes; Settings.subscriber_buffer_bytes. Going past it
+# costs the reader a read of the log (follow.py), not its stream: ~30 one-word chunks (bench/slow_readers.py)
+DEFAULT_BYTE_LIMIT = 64 * 1024
 
 
 def _one(event: object) -> int:
@@ -31,7 +36,7 @@ def _one(event: object) -> int:
 
 
 class Subscription(Generic[T]):
-    def __init__(self, bus: EventBus[T], task_id: str, limit: int, byte_limit: int) -> None:
+    def __init__(self, bus: EventBus[T], task_id: str, limit: int, byte_limit: int, waiting: bool = True) -> None:
         self._bus = bus
         self.task_id = task_id
         self._limit = limit
@@ -40,7 +45,8 @@ class Subscription(Generic[T]):
         self._sizes: deque[int] = deque()  # the estimate of each buffered event
         self.buffered_bytes = 0  # the estimated size of what is in the buffer
         # True until the consumer takes a batch and again whenever it waits for the next one: see _push
-        self._consumer_waiting = True
+        self._consumer_waiting = waiting
+        self._busy_bytes = 0  # what was pushed since the consumer last took a batch, while it was busy
         self._wakeup = asyncio.Event()
         self.dropped = False
         self.closed = False
@@ -48,12 +54,14 @@ class Subscription(Generic[T]):
         self.attachment: Any = None
 
     def _push(self, event: T, size: int) -> bool:
-        # The byte bound drops a consumer that is busy elsewhere, which for a stream means blocked writing to a
-        # client that does not read. A consumer that is waiting for this buffer (or has not started reading)
-        # is only behind because the publisher has not let it run yet (a skill's burst): dropping it would end
-        # a healthy stream before its first event, so only the event bound applies to it.
-        over_bytes = self.buffered_bytes + size > self._byte_limit and not self._consumer_waiting
-        if len(self._buffer) >= self._limit or over_bytes:
+        # The byte bound is on what arrives while the consumer is busy elsewhere, which for a stream means
+        # blocked writing to a client that does not read: that is a slow reader. A consumer waiting for this
+        # buffer (or that has not read yet), or still working through a burst that arrived while it waited, is
+        # only behind because the publisher has not let it run: dropping it would make a healthy reader re-read
+        # the log (measured: 3x slower observers in bench/slow_readers.py), so only the event bound applies.
+        if not self._consumer_waiting:
+            self._busy_bytes += size
+        if len(self._buffer) >= self._limit or self._busy_bytes > self._byte_limit:
             self.dropped = True
             self._buffer.clear()
             self._sizes.clear()
@@ -74,7 +82,7 @@ class Subscription(Generic[T]):
                 return False
             self._wakeup.clear()
             await self._wakeup.wait()
-        self._consumer_waiting = False
+        self._consumer_waiting, self._busy_bytes = False, 0
         return not self.dropped
 
     async def next(self) -> T | None:
@@ -95,7 +103,7 @@ class Subscription(Generic[T]):
             self.buffered_bytes = 0
             return batch
         # at most byte_limit at a time (at least one event): a consumer that then blocks on a client that does not
-        # read holds no more than that, and the rest, still buffered, counts against the bound (see _push)
+        # read holds no more than that in hand
         batch, taken = [], 0
         while self._buffer and (not batch or taken + self._sizes[0] <= self._byte_limit):
             taken += self._sizes.popleft()
@@ -127,10 +135,17 @@ class EventBus(Generic[T]):
         # the estimated size of an event, computed once per publish that has a subscriber
         self.weigh = weigh
         self._subscribers: dict[str, list[Subscription[T]]] = {}
+        self.closed = False
 
-    def subscribe(self, task_id: str) -> Subscription[T]:
-        sub: Subscription[T] = Subscription(self, task_id, self.buffer_limit, self.byte_limit)
-        self._subscribers.setdefault(task_id, []).append(sub)
+    def subscribe(self, task_id: str, *, waiting: bool = True) -> Subscription[T]:
+        """A new subscription; on a closed bus (the backend closed) one that is closed already. ``waiting=False``:
+        its consumer is busy until it first reads (a follower catching up from the log), so the byte bound
+        applies from the start."""
+        sub: Subscription[T] = Subscription(self, task_id, self.buffer_limit, self.byte_limit, waiting)
+        if self.closed:
+            sub.closed = True
+        else:
+            self._subscribers.setdefault(task_id, []).append(sub)
         return sub
 
     def publish(self, task_id: str, event: T, attachment: Any = None) -> None:
@@ -154,6 +169,7 @@ class EventBus(Generic[T]):
         return sum(len(s) for s in self._subscribers.values())
 
     def close_all(self) -> None:
+        self.closed = True
         for subs in list(self._subscribers.values()):
             for sub in list(subs):
                 sub.close()

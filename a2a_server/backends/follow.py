@@ -2,29 +2,37 @@
 
 Subscribing before reading is what makes replay + live one sequence with no gap: an event committed while
 the log is being read is both in the read and in the buffer, and the buffer's copy is skipped by its id.
+
+A follower whose subscription is dropped (it fell a buffer's bound behind: ``bus.py``) does the same again
+from the last event it handed over, so its reader loses nothing and sees nothing twice:
+
+    tail the bus ─► dropped ─► subscribe again, read the log after the last event handed over, in pages
+        ▲                        ├─ a full page: more is logged; unsubscribe while the page is handed over
+        │                        │  (a blocked reader then holds one page and nothing in the bus), repeat
+        └────────────────────────┴─ a short page: caught up; the subscription carries on from there
+
+A page is at most about one buffer's bound (in events and in estimated bytes), so a reader that blocks on a
+client that does not read holds about that much, wherever it is behind.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import TracebackType
 from typing import Protocol
 
-from a2a_server.backends.bus import EventBus
+from a2a_server.backends.bus import EventBus, Subscription
+from a2a_server.backends.weight import EVENT_OVERHEAD
 from a2a_server.model import LoggedEvent, Task
 from a2a_server.ports import EventFilter, GlobalEvent
 
-# the global catch-up reads the log in pages of this many events
+# the global catch-up reads the log in pages of this many events; a task's catch-up in pages of at most this many
 PAGE = 500
 
 
 class _Reader(Protocol):
-    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]: ...
-
-
-class _TaskLog(_Reader, Protocol):
-    async def last_event_id(self, task_id: str) -> int: ...
+    async def read_after(self, task_id: str, after: int, limit: int | None = None) -> builtins.list[LoggedEvent]: ...
 
 
 async def settled_at(log: _Reader, task_id: str, last: int) -> bool:
@@ -35,7 +43,7 @@ async def settled_at(log: _Reader, task_id: str, last: int) -> bool:
     them: the follower ended without it.)"""
     if last <= 0:
         return False
-    newest = await log.read_after(task_id, last - 1)
+    newest = await log.read_after(task_id, last - 1, 2)
     return len(newest) == 1 and newest[0].id == last and newest[0].event.settles
 
 
@@ -43,19 +51,42 @@ class _GlobalLog(Protocol):
     async def read_global(self, where: EventFilter, after: int, limit: int) -> builtins.list[GlobalEvent]: ...
 
 
-class LocalFollow:
-    """``TaskFollow`` over an in-process bus (see ``ports.TaskFollow``)."""
+def page_events(byte_limit: int) -> int:
+    """Events per page of a catch-up read: about one subscriber buffer's bound of one-word chunks."""
+    return max(8, min(PAGE, byte_limit // EVENT_OVERHEAD))
 
-    def __init__(self, log: _TaskLog, bus: EventBus[LoggedEvent], task_id: str, after: int, fresh: bool) -> None:
+
+def slices(events: list[LoggedEvent], weigh: Callable[[LoggedEvent], int], limit: int) -> list[list[LoggedEvent]]:
+    """``events`` cut into runs of at most ``limit`` estimated bytes (at least one event each)."""
+    out: list[list[LoggedEvent]] = []
+    run: list[LoggedEvent] = []
+    taken = 0
+    for logged in events:
+        size = weigh(logged)
+        if run and taken + size > limit:
+            out.append(run)
+            run, taken = [], 0
+        run.append(logged)
+        taken += size
+    if run:
+        out.append(run)
+    return out
+
+
+class LocalFollow:
+    """``TaskFollow`` over an in-process bus (see ``ports.TaskFollow`` and the module docstring)."""
+
+    def __init__(self, log: _Reader, bus: EventBus[LoggedEvent], task_id: str, after: int, fresh: bool) -> None:
         self._log = log
-        self._sub = bus.subscribe(task_id)  # now: every event committed from here on is buffered
+        self._bus = bus
+        # now: every event committed is buffered (a follower that reads a backlog first is busy with it)
+        self._sub: Subscription[LoggedEvent] = bus.subscribe(task_id, waiting=fresh)
         self.task_id = task_id
         self.after = after
         self.fresh = fresh
-
-    @property
-    def dropped(self) -> bool:
-        return self._sub.dropped
+        self.catch_ups = 0  # how often it fell a buffer's bound behind and read on from the log
+        self._page = page_events(bus.byte_limit)
+        self._closed = False
 
     @property
     def snapshot(self) -> Task | None:
@@ -64,26 +95,51 @@ class LocalFollow:
 
     async def batches(self) -> AsyncIterator[list[LoggedEvent]]:
         last = self.after
-        if not self.fresh:
-            backlog = await self._log.read_after(self.task_id, last)
-            if backlog:
-                yield backlog
-                last = backlog[-1].id
-                if backlog[-1].event.settles:
+        from_log, replay = not self.fresh, True  # replay: the first read, of the backlog the caller asked for
+        while True:
+            while from_log:
+                page = await self._log.read_after(self.task_id, last, self._page)
+                full = len(page) == self._page
+                if full:
+                    # more is logged than this page: the next read has what the bus would buffer meanwhile
+                    self._sub.close()
+                if not replay:
+                    # a catch-up ends where a live follower would have: at the first settling event
+                    for i, logged in enumerate(page):
+                        if logged.event.settles:
+                            page, full = page[: i + 1], False
+                            break
+                for run in slices(page, self._bus.weigh, self._bus.byte_limit):
+                    yield run
+                    last = run[-1].id
+                if full:
+                    if self._closed:
+                        return
+                    self._sub = self._bus.subscribe(self.task_id, waiting=False)  # before the next read: no gap
+                    continue
+                if page and page[-1].event.settles:
                     return
-            elif await settled_at(self._log, self.task_id, last):
-                return  # the caller has seen the settling event already; nothing more will come
-        while (batch := await self._sub.next_batch()) is not None:
-            fresh = [le for le in batch if le.id > last]
-            for i, logged in enumerate(fresh):
-                if logged.event.settles:
-                    yield fresh[: i + 1]
-                    return
-            if fresh:
-                yield fresh
-                last = fresh[-1].id
+                if not page and await settled_at(self._log, self.task_id, last):
+                    return  # the caller has seen the settling event already; nothing more will come
+                from_log = False
+            while (batch := await self._sub.next_batch()) is not None:
+                fresh = [le for le in batch if le.id > last]
+                for i, logged in enumerate(fresh):
+                    if logged.event.settles:
+                        yield fresh[: i + 1]
+                        return
+                if fresh:
+                    yield fresh
+                    last = fresh[-1].id
+            if not self._sub.dropped or self._closed:
+                return  # closed: by its owner or by the backend
+            # fell the buffer's bound behind: read on from the log (subscribed again first)
+            self.catch_ups += 1
+            self._sub = self._bus.subscribe(self.task_id, waiting=False)
+            from_log, replay = True, False
 
     def close(self) -> None:
+        self._closed = True
         self._sub.close()
 
     async def __aenter__(self) -> LocalFollow:

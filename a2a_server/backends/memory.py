@@ -152,9 +152,10 @@ class MemoryStore:
         self.global_bus.publish_many("*", out)
         return logged
 
-    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
+    async def read_after(self, task_id: str, after: int, limit: int | None = None) -> builtins.list[LoggedEvent]:
         # ids are 1..n with no gaps, so the events after id k start at index k
-        return self._logs.get(task_id, [])[max(after, 0) :]
+        start = max(after, 0)
+        return self._logs.get(task_id, [])[start : None if limit is None else start + limit]
 
     async def last_event_id(self, task_id: str) -> int:
         log = self._logs.get(task_id)

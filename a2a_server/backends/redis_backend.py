@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT
 from a2a_server.backends.redis_conn import UNAVAILABLE
 from a2a_server.backends.redis_control import RedisControl
 from a2a_server.backends.redis_limits import RedisRate, RedisRunning
@@ -14,10 +15,12 @@ if TYPE_CHECKING:
     from a2a_server.backends import Backend
 
 
-async def open_redis(url: str, *, buffer_limit: int, lease_seconds: float, ttl: float) -> Backend:
+async def open_redis(
+    url: str, *, buffer_limit: int, lease_seconds: float, ttl: float, byte_limit: int = DEFAULT_BYTE_LIMIT
+) -> Backend:
     from a2a_server.backends import Backend
 
-    store = await RedisStore.open(url, buffer_limit=buffer_limit, ttl=ttl)
+    store = await RedisStore.open(url, buffer_limit=buffer_limit, byte_limit=byte_limit, ttl=ttl)
     queue = RedisQueue(store.url, store.name, store.redis, store.p, store.address, lease_seconds)
     control = RedisControl(store.url, store.name, store.redis, store.p, store.address)
 

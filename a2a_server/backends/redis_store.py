@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Sequence
 from typing import Any
 
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT
 from a2a_server.backends.memory import event_state
 from a2a_server.backends.redis_conn import (
     UNAVAILABLE,
@@ -53,6 +54,7 @@ class RedisStore(RedisIndex):
         url: str,
         *,
         buffer_limit: int = 8192,
+        byte_limit: int = DEFAULT_BYTE_LIMIT,
         log_cap: int = 1_000_000,
         global_cap: int = 1_000_000,
         ttl: float = 0.0,
@@ -64,7 +66,7 @@ class RedisStore(RedisIndex):
         self.redis: Client = command_client(self.url, self.name)
         self.log_cap, self.global_cap, self.ttl = log_cap, global_cap, int(ttl)
         self.write_patience = write_patience
-        self.tail = Tail(self.url, self.name, self.redis, self.p, buffer_limit)
+        self.tail = Tail(self.url, self.name, self.redis, self.p, buffer_limit, byte_limit)
         self._create = self.redis.register_script(CREATE)
         self._take_over = self.redis.register_script(TAKE_OVER)
         self._append = self.redis.register_script(APPEND)
@@ -185,14 +187,16 @@ class RedisStore(RedisIndex):
         first = int(reply[1])
         return [LoggedEvent(first + i, e) for i, e in enumerate(events)]
 
-    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
+    async def read_after(self, task_id: str, after: int, limit: int | None = None) -> builtins.list[LoggedEvent]:
         out: list[LoggedEvent] = []
-        while True:
-            page, _ = await self.read_page(task_id, after, PAGE)
+        while limit != 0:
+            count = PAGE if limit is None else min(PAGE, limit - len(out))
+            page, _ = await self.read_page(task_id, after, count)
             out += page
-            if len(page) < PAGE:
+            if len(page) < count or len(out) == limit:
                 return out
             after = page[-1].id
+        return out
 
     async def read_page(self, task_id: str, after: int, count: int) -> tuple[builtins.list[LoggedEvent], Task | None]:
         """Up to ``count`` events after ``after``, and the newest snapshot written with one of them."""

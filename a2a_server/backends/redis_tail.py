@@ -4,13 +4,16 @@
     followers of task b (at 3) ───────┼─► Tail: XREAD BLOCK 5000 COUNT 1000 STREAMS l:a l:b g wake 0-7 0-3 0-c 0-w
     /a2a/events followers (at c) ─────┘        │ each entry is decoded once, handed to every follower past it
                                                ▼
-                                         bounded buffer per follower (full: dropped, resumes from the log)
+                                         bounded buffer per follower (full: dropped, reads on from the log)
 
 A follower reads its backlog itself (XRANGE in pages), then joins the tail at the id it reached: the tail reads
 from that explicit id, so an event committed in between is neither lost nor repeated; replay and live are one
 path. A new follower wakes the blocked read with an XADD to this process's wake stream. Connections: the tail
 holds one, whatever the number of followers and tasks (the wake XADD and the backlog use the command pool).
 A lost connection: the tail retries with backoff (up to 1 s apart) from the same ids; followers wait meanwhile.
+A follower's buffer is bounded in entries and in bytes (the raw fields plus a fixed cost per entry), as the
+in-process bus is (``bus.py``, ``_Sub``); one that goes past is dropped from the tail and reads on from the log in
+pages of about one bound, then joins the tail again where it got to (``follow.py`` does the same in-process).
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from a2a_server.backends.follow import settled_at
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT
+from a2a_server.backends.follow import page_events, settled_at
 from a2a_server.backends.redis_conn import UNAVAILABLE, Client, dedicated_client
 from a2a_server.backends.sqlite_schema import KINDS
 from a2a_server.model import LoggedEvent, Task, TaskState, new_id
@@ -37,6 +41,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("a2a_server.redis")
 PAGE = 1000
 BLOCK_MS = 5000
+# what a raw entry costs in a follower's buffer beyond its fields' bytes (tuple, dict, bytes objects)
+ENTRY_OVERHEAD = 400
+
+
+def entry_bytes(fields: dict[bytes, bytes]) -> int:
+    return ENTRY_OVERHEAD + sum(len(k) + len(v) for k, v in fields.items())
 
 
 def decode_logged(task_id: str, context_id: str, entry_id: bytes, fields: dict[bytes, bytes]) -> LoggedEvent:
@@ -53,11 +63,18 @@ def decode_global(cursor: int, f: dict[bytes, bytes]) -> GlobalEvent:
 
 
 class _Sub:
-    """One follower's place in the tail: its stream, the id it has, a bounded buffer of raw entries."""
+    """One follower's place in the tail: its stream, the id it has, a bounded buffer of raw entries.
 
-    def __init__(self, key: str, position: int, limit: int) -> None:
-        self.key, self.position, self.limit = key, position, limit
+    Bounded as the in-process bus is (``bus.py``): in entries, and in bytes for what arrives while the follower
+    is busy elsewhere (a stream blocked on a client that does not read) since it last took a batch."""
+
+    def __init__(self, key: str, position: int, limit: int, byte_limit: int = DEFAULT_BYTE_LIMIT) -> None:
+        self.key, self.position, self.limit, self.byte_limit = key, position, limit, byte_limit
         self.buffer: deque[tuple[int, dict[bytes, bytes]]] = deque()
+        self.sizes: deque[int] = deque()  # the estimate of each buffered entry
+        self.buffered_bytes = 0
+        self.waiting = True  # until the follower takes a batch, and again whenever it waits for the next one
+        self.busy_bytes = 0  # what arrived since it last took a batch, while it was busy
         self.wakeup = asyncio.Event()
         self.dropped = self.closed = False
 
@@ -65,34 +82,51 @@ class _Sub:
         fresh = [e for e in entries if e[0] > self.position]
         if not fresh:
             return True
-        if len(self.buffer) + len(fresh) > self.limit:
+        sizes = [entry_bytes(f) for _, f in fresh]
+        if not self.waiting:
+            self.busy_bytes += sum(sizes)
+        if len(self.buffer) + len(fresh) > self.limit or self.busy_bytes > self.byte_limit:
             self.dropped = True
             self.buffer.clear()
+            self.sizes.clear()
+            self.buffered_bytes = 0
             self.wakeup.set()
             return False
         self.buffer.extend(fresh)
+        self.sizes.extend(sizes)
+        self.buffered_bytes += sum(sizes)
         self.position = fresh[-1][0]
         self.wakeup.set()
         return True
 
     async def next_batch(self) -> list[tuple[int, dict[bytes, bytes]]] | None:
+        self.waiting = True
         while not self.buffer:
             if self.dropped or self.closed:
                 return None
             self.wakeup.clear()
             await self.wakeup.wait()
+        self.waiting, self.busy_bytes = False, 0
         if self.dropped:
             return None
-        batch = list(self.buffer)
-        self.buffer.clear()
+        # at most the byte bound at a time (at least one entry): a follower that then blocks holds no more
+        batch: list[tuple[int, dict[bytes, bytes]]] = []
+        taken = 0
+        while self.buffer and (not batch or taken + self.sizes[0] <= self.byte_limit):
+            taken += self.sizes.popleft()
+            batch.append(self.buffer.popleft())
+        self.buffered_bytes -= taken
         return batch
 
 
 class Tail:
     """The process's one multiplexed ``XREAD BLOCK`` reader (see the module docstring)."""
 
-    def __init__(self, url: str, name: str, commands: Client, prefix: str, buffer_limit: int) -> None:
-        self.url, self.name, self.commands, self.limit = url, name, commands, buffer_limit
+    def __init__(
+        self, url: str, name: str, commands: Client, prefix: str, buffer_limit: int,
+        byte_limit: int = DEFAULT_BYTE_LIMIT,
+    ) -> None:  # fmt: skip
+        self.url, self.name, self.commands, self.limit, self.byte_limit = url, name, commands, buffer_limit, byte_limit
         self.wake_key = f"{prefix}:wake:{new_id()}"
         self._wake_id = "0-0"
         self._subs: dict[str, list[_Sub]] = {}
@@ -105,7 +139,7 @@ class Tail:
         self.healthy = True
 
     def join(self, key: str, position: int) -> _Sub:
-        sub = _Sub(key, position, self.limit)
+        sub = _Sub(key, position, self.limit, self.byte_limit)
         if self._closed:
             sub.closed = True
             return sub
@@ -197,11 +231,9 @@ class RedisFollow:
         self._context: str | None = None
         # a fresh follower joins now: nothing is logged after ``after`` yet, and the run may start at once
         self._sub: _Sub | None = tail.join(store.lkey(task_id), after) if fresh else None
-        self._dropped = False
-
-    @property
-    def dropped(self) -> bool:
-        return self._dropped or (self._sub is not None and self._sub.dropped)
+        self._closed = False
+        self.catch_ups = 0  # how often it fell its buffer's bound behind and read on from the log
+        self._page = page_events(tail.byte_limit)
 
     @property
     def snapshot(self) -> Task | None:
@@ -211,45 +243,61 @@ class RedisFollow:
 
     async def batches(self) -> AsyncIterator[list[LoggedEvent]]:
         last = self.after
-        if self._sub is None:
-            newest: LoggedEvent | None = None
-            while True:
-                page, snap = await self._store.read_page(self.task_id, last, PAGE)
-                self._snapshot = snap or self._snapshot
-                if page:
-                    yield page
-                    newest, last = page[-1], page[-1].id
-                if len(page) < PAGE:
-                    break
-            if newest is not None and newest.event.settles:
-                return
-            if last == self.after and await settled_at(self._store, self.task_id, last):
-                return
-            self._sub = self._tail.join(self._store.lkey(self.task_id), last)
-        while (raw := await self._sub.next_batch()) is not None:
-            context = self._context or await self._context_id()
-            out = []
-            for eid, fields in raw:
-                if eid <= last:
-                    continue
-                out.append(decode_logged(self.task_id, context, b"0-%d" % eid, fields))
-                if b"s" in fields:
-                    self._snapshot = fields[b"s"]
-                if out[-1].event.settles:
-                    break
-            if out:
-                yield out
-                last = out[-1].id
-                if out[-1].event.settles:
+        replay = True  # the first read, of the backlog the caller asked for
+        while True:
+            if self._sub is None:
+                # the log in pages (the backlog; or, after a drop, what the follower fell behind), then the tail
+                newest: LoggedEvent | None = None
+                while True:
+                    page, snap = await self._store.read_page(self.task_id, last, self._page)
+                    self._snapshot = snap or self._snapshot
+                    full = len(page) == self._page
+                    if not replay:  # a catch-up ends where a live follower would have: at the first settling event
+                        for i, logged in enumerate(page):
+                            if logged.event.settles:
+                                page, full = page[: i + 1], False
+                                break
+                    if page:
+                        yield page
+                        newest, last = page[-1], page[-1].id
+                    if not full:
+                        break
+                if newest is not None and newest.event.settles:
                     return
+                if newest is None and await settled_at(self._store, self.task_id, last):
+                    return
+                if self._closed:
+                    return
+                self._sub = self._tail.join(self._store.lkey(self.task_id), last)
+            while (raw := await self._sub.next_batch()) is not None:
+                context = self._context or await self._context_id()
+                out = []
+                for eid, fields in raw:
+                    if eid <= last:
+                        continue
+                    out.append(decode_logged(self.task_id, context, b"0-%d" % eid, fields))
+                    if b"s" in fields:
+                        self._snapshot = fields[b"s"]
+                    if out[-1].event.settles:
+                        break
+                if out:
+                    yield out
+                    last = out[-1].id
+                    if out[-1].event.settles:
+                        return
+            if not self._sub.dropped or self._closed:
+                return  # closed: by its owner or by the store
+            # fell its buffer's bound behind (the tail has let it go): read on from the log
+            self.catch_ups += 1
+            self._sub, replay = None, False
 
     async def _context_id(self) -> str:
         self._context = await self._store.context_id(self.task_id)
         return self._context
 
     def close(self) -> None:
+        self._closed = True
         if self._sub is not None:
-            self._dropped = self._sub.dropped
             self._tail.leave(self._sub)
 
     async def __aenter__(self) -> RedisFollow:

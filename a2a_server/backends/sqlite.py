@@ -347,12 +347,12 @@ class SQLiteStore:
             self.global_bus.publish_many("*", out)
         return logged
 
-    async def read_after(self, task_id: str, after: int) -> builtins.list[LoggedEvent]:
+    async def read_after(self, task_id: str, after: int, limit: int | None = None) -> builtins.list[LoggedEvent]:
         sql = """SELECT e.seq, e.kind, e.json, t.context_id FROM events e JOIN tasks t ON t.id = e.task_id
-            WHERE e.task_id = ? AND e.seq > ? ORDER BY e.seq"""
+            WHERE e.task_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?"""
 
         def op(conn: sqlite3.Connection) -> builtins.list[LoggedEvent]:
-            rows = conn.execute(sql, (task_id, after))
+            rows = conn.execute(sql, (task_id, after, -1 if limit is None else limit))
             return [_logged(task_id, context_id, seq, kind, js) for seq, kind, js, context_id in rows]
 
         return await self._read(op)

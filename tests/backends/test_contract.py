@@ -15,6 +15,8 @@ from typing import Protocol
 import pytest
 
 from a2a_server.backends import MemoryStore, SQLiteStore
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT
+from a2a_server.backends.follow import page_events
 from a2a_server.backends.redis_store import RedisStore
 from a2a_server.errors import InvalidParams, TaskNotFound
 from a2a_server.model import (
@@ -51,15 +53,17 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     """Open a fresh store of the backend under test (``buffer_limit`` for the live followers); closed after."""
     opened: list[StoreLog] = []
 
-    async def open_(buffer_limit: int = 8192) -> StoreLog:
+    async def open_(buffer_limit: int = 8192, byte_limit: int = DEFAULT_BYTE_LIMIT) -> StoreLog:
         s: StoreLog
         if request.param == "memory":
-            s = MemoryStore(buffer_limit)
+            s = MemoryStore(buffer_limit, byte_limit)
         elif request.param == "redis":  # one server for the suite; each store its own key prefix
             server: RedisServer = request.getfixturevalue("shared_redis")
-            s = await RedisStore.open(f"{server.url}?prefix=t-{new_id()}", buffer_limit=buffer_limit)
+            url = f"{server.url}?prefix=t-{new_id()}"
+            s = await RedisStore.open(url, buffer_limit=buffer_limit, byte_limit=byte_limit)
         else:
-            s = await SQLiteStore.open(tmp_path / f"tasks-{len(opened)}.db", buffer_limit=buffer_limit)
+            path = tmp_path / f"tasks-{len(opened)}.db"
+            s = await SQLiteStore.open(path, buffer_limit=buffer_limit, byte_limit=byte_limit)
         opened.append(s)
         return s
 
@@ -503,23 +507,50 @@ async def test_a_follower_has_the_snapshot_written_with_its_newest_batch(store: 
         assert follower.snapshot == done
 
 
-async def test_a_follower_that_falls_behind_is_dropped_and_resumes_from_the_log(open_store: Opener) -> None:
+async def test_a_follower_that_falls_behind_reads_on_from_the_log(open_store: Opener) -> None:
+    """Issue 11, slow readers: a follower past its buffer's bound is not ended (before: ``dropped``, and the
+    client had to resume with Last-Event-ID); it reads on from the log: every event once, in order."""
     store = await open_store(buffer_limit=4)
     await store.create(task("t"))
     await store.append_many("t", [status("t")], epoch=1)
     async with store.follow("t", 0) as slow:
         batches = slow.batches()
         seen = [await anext(batches)]  # the replay; from here on it is live and reads nothing
-        await store.append_many("t", [chunk("t", i) for i in range(1, 11)], epoch=1)
+        for i in range(1, 11):  # ten commits while it reads nothing: its buffer of four goes past its bound
+            await store.append_many("t", [chunk("t", i)], epoch=1)
+        await store.append_many("t", [status("t", TaskState.COMPLETED)], epoch=1)
         async with asyncio.timeout(DEADLINE):
             seen += [batch async for batch in batches]
-        assert slow.dropped
-    got = event_ids(seen)
-    assert got == list(range(1, len(got) + 1))  # a prefix of the log: no gap, no duplicate
-    await store.append_many("t", [status("t", TaskState.COMPLETED)], epoch=1)
-    async with store.follow("t", got[-1]) as resumed:
-        assert event_ids(await drain(resumed)) == list(range(got[-1] + 1, 13))
-        assert not resumed.dropped
+        assert slow.catch_ups >= 1
+    assert event_ids(seen) == list(range(1, 13))
+    assert seen[-1][-1].event.settles
+
+
+async def test_a_follower_past_the_byte_bound_reads_the_log_in_pages(open_store: Opener) -> None:
+    """A reader far behind (a client that does not read) is handed its backlog a page at a time, about one
+    bound each, not all at once: blocked on its client, it holds no more than that."""
+    bound = 16 * 1024
+    store = await open_store(byte_limit=bound)
+    await store.create(task("t"))
+    await store.append_many("t", [status("t")], epoch=1)
+    big = [ArtifactEvent(task_id="t", context_id="ctx", artifact=Artifact(artifact_id="out",
+           parts=[Part.of_text(f"{i:04d}" * 1024)]), append=i > 0) for i in range(60)]  # fmt: skip
+    async with store.follow("t", 0) as slow:
+        batches = slow.batches()
+        seen = [await anext(batches)]  # the replay
+        await store.append_many("t", big[:1], epoch=1)
+        async with asyncio.timeout(DEADLINE):
+            seen.append(await anext(batches))  # live: it holds this batch, busy (as on a client that does not read)
+        for i in range(1, 60, 6):  # 4 KiB chunks, six a commit: each commit alone is past the bound
+            await store.append_many("t", big[i : i + 6], epoch=1)
+        await store.append_many("t", [status("t", TaskState.COMPLETED)], epoch=1)
+        async with asyncio.timeout(DEADLINE):
+            seen += [batch async for batch in batches]
+        assert slow.catch_ups >= 1
+    assert event_ids(seen) == list(range(1, 63))
+    texts = [p.text for b in seen for le in b if isinstance(le.event, ArtifactEvent) for p in le.event.artifact.parts]
+    assert texts == [f"{i:04d}" * 1024 for i in range(60)]
+    assert max(len(b) for b in seen) <= page_events(bound)
 
 
 async def test_a_follow_ends_when_the_store_closes(open_store: Opener) -> None:
