@@ -20,7 +20,7 @@ from a2a_server.config import Settings
 from a2a_server.consumers.guard import UrlGuard
 from a2a_server.consumers.push import Policy, PushSender
 from a2a_server.consumers.webhook import Webhook
-from a2a_server.http import routes
+from a2a_server.http import routes, sse
 from a2a_server.http.auth import Gate
 from a2a_server.http.extensions import ExtensionsEcho
 from a2a_server.http.state import AppState
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, skills: list[Skill] | None = No
             settings, service, Dispatcher(service), registry, static_card, drainer, keyring=keyring
         )
         app.state.a2a.store_health = backend.health
+        sse.load_backend()  # what the first stream would pay for
         # one request rate per caller for the whole fleet when the store is shared (Redis); else the gate's own
         app.state.a2a.rate = backend.rate(limits.rate, limits.burst) if backend.rate else None
         for skill in registry if runs_tasks else ():

@@ -145,11 +145,19 @@ class ThreadChooser:
                 self._switch(best)
 
     def seed(self, threads: int, per_unit: Iterable[float]) -> None:
-        """Calibration: samples measured before serving (the warm-up at load)."""
-        for value in per_unit:
-            self._samples[threads].append(value)
-        if self._samples[threads]:
-            self._last_seen[threads] = statistics.median(self._samples[threads])
+        """Calibration: samples measured before serving (the warm-up at load).
+
+        The count's estimate is its fastest sample, not the median: the warm-up runs while the server starts, beside
+        start-up work and readiness probes (an orchestrator polling /readyz every 20 ms woke the loop often enough to
+        stall two spinning ggml threads: 2 threads measured 9 ms a step against 4.2 ms quiet, and the first requests
+        then ran on 1). Interference only makes a sample slower; contention that lasts makes every sample slower, and
+        then the fastest is slow too. What serving measures afterwards corrects a wrong pick (``DEGRADED``)."""
+        values = [*self._samples[threads], *per_unit]
+        if values:
+            # kept as one sample: the slow ones would count as "recent" and could switch the count at once
+            best = self._last_seen[threads] = min(values)
+            self._samples[threads].clear()
+            self._samples[threads].append(best)
         if self._last_seen:
             self.current = min(self._last_seen, key=self._last_seen.__getitem__)
 
