@@ -94,8 +94,8 @@ def main() -> None:
     for case in cases:
         ours, bare = (statistics.median(results[(case, app)]) for app in ("a2a-server", "bare"))
         print(f"| {case} | {ours:.0f} | {bare:.0f} | {ours / bare:.2f} |")
-    print(f"\nRun {started:%Y-%m-%d %H:%M} UTC; the machine's cores were busy {busy:.2f} cores on average, this bench's "
-          "own client and servers included (paced streams are mostly idle).")  # fmt: skip
+    print(f"\nRun {started:%Y-%m-%d %H:%M} UTC; the machine's cores were busy {busy:.2f} cores on average, this "
+          "bench's own client and servers included (paced streams are mostly idle).")  # fmt: skip
 
 
 if __name__ == "__main__":
