@@ -1,18 +1,35 @@
-"""A request's head is bounded (64 KiB) whichever HTTP parser serves it: h11 by its own option, httptools by
-``http/parser.py``. A head past the bound gets a 400 and a closed connection; a normal request with a large body
-in the same write is not mistaken for one."""
+"""A request's head is bounded (64 KiB) whichever HTTP parser serves it: httptools (the default) by
+``http_parser.py``, h11 (the fallback where httptools is not installed) by its own option. Both refuse a head that is
+still incomplete past the bound (a client sending headers without end) with a 400 and a closed connection; a normal
+request with a large body in the same write is not mistaken for one."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from a2a_server.config import HEAD_LIMIT
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, start_server, stop_server
+
+
+@pytest.fixture(scope="module", params=["httptools", "h11"])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server on each parser: for h11, an ``httptools`` that fails to import comes first on the path, as on a
+    platform without it (``cli._http_protocol`` then falls back to h11)."""
+    tmp = tmp_path_factory.mktemp(f"head-{request.param}")
+    env = {}
+    if request.param == "h11":
+        (tmp / "shadow" / "httptools").mkdir(parents=True)
+        (tmp / "shadow" / "httptools" / "__init__.py").write_text('raise ImportError("not on this platform")\n')
+        env["PYTHONPATH"] = str(tmp / "shadow")
+    srv = start_server(tmp, env=env)
+    yield srv
+    stop_server(srv)
 
 
 def _raw(port: int, request: bytes, piece: int = 0) -> bytes:
