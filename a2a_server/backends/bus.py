@@ -35,6 +35,17 @@ def _one(event: object) -> int:
     return 1
 
 
+def take_front(buffer: deque[T], sizes: deque[int], limit: int) -> tuple[list[T], int]:
+    """Pop items from the front of ``buffer`` (``sizes`` holds their estimates) up to ``limit`` estimated bytes, at
+    least one: the batch and its size. The in-process bus and the Redis tail hand out batches this way."""
+    batch: list[T] = []
+    taken = 0
+    while buffer and (not batch or taken + sizes[0] <= limit):
+        taken += sizes.popleft()
+        batch.append(buffer.popleft())
+    return batch, taken
+
+
 class Subscription(Generic[T]):
     def __init__(self, bus: EventBus[T], task_id: str, limit: int, byte_limit: int, waiting: bool = True) -> None:
         self._bus = bus
@@ -104,10 +115,7 @@ class Subscription(Generic[T]):
             return batch
         # at most byte_limit at a time (at least one event): a consumer that then blocks on a client that does not
         # read holds no more than that in hand
-        batch, taken = [], 0
-        while self._buffer and (not batch or taken + self._sizes[0] <= self._byte_limit):
-            taken += self._sizes.popleft()
-            batch.append(self._buffer.popleft())
+        batch, taken = take_front(self._buffer, self._sizes, self._byte_limit)
         self.buffered_bytes -= taken
         return batch
 

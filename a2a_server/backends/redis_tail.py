@@ -28,7 +28,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT
+from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT, take_front
 from a2a_server.backends.follow import page_events, settled_at
 from a2a_server.backends.redis_conn import UNAVAILABLE, Client, dedicated_client
 from a2a_server.backends.sqlite_schema import KINDS
@@ -110,11 +110,7 @@ class _Sub:
         if self.dropped:
             return None
         # at most the byte bound at a time (at least one entry): a follower that then blocks holds no more
-        batch: list[tuple[int, dict[bytes, bytes]]] = []
-        taken = 0
-        while self.buffer and (not batch or taken + self.sizes[0] <= self.byte_limit):
-            taken += self.sizes.popleft()
-            batch.append(self.buffer.popleft())
+        batch, taken = take_front(self.buffer, self.sizes, self.byte_limit)
         self.buffered_bytes -= taken
         return batch
 
