@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from a2a_server import collector
 from a2a_server.config import HEAD_LIMIT, Settings
 
 if TYPE_CHECKING:
@@ -184,7 +185,8 @@ def _serve(settings: Settings) -> int:
             limit_concurrency=settings.max_connections or None,
             access_log=False,
         )
-        _server(config, lambda grace: drain(app, grace), settings.shutdown_grace).run(sockets=sockets)
+        serving = _server(config, lambda grace: drain(app, grace), settings.shutdown_grace, settings.gc_threshold)
+        serving.run(sockets=sockets)
     finally:
         listener.stop()
         for sock in sockets:
@@ -202,7 +204,9 @@ def _http_protocol() -> type[asyncio.Protocol] | str:
     return BoundedHttpTools
 
 
-def _server(config: uvicorn.Config, drain: Callable[[float], Awaitable[None]], grace: float) -> uvicorn.Server:
+def _server(
+    config: uvicorn.Config, drain: Callable[[float], Awaitable[None]], grace: float, gc_threshold: int
+) -> uvicorn.Server:
     """uvicorn, with the engine drained on the way down and a second Ctrl-C that ends the tasks at once.
 
     First SIGINT or SIGTERM: stop accepting, give running tasks ``grace`` seconds (``shutdown_grace``; their
@@ -253,6 +257,7 @@ def _server(config: uvicorn.Config, drain: Callable[[float], Awaitable[None]], g
 
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
+            collector.settle(gc_threshold)  # the app, its store and skills are loaded: freeze what they made
             if self.started:  # uvicorn says where it listens only for the sockets it bound itself
                 for sock in sockets or []:
                     host, port = sock.getsockname()[:2]

@@ -40,6 +40,9 @@ class Settings:
     # the stream blocks: rendering that is CPU taken from the tasks, and kernel memory (bench/slow_readers.py,
     # ARCHITECTURE.md). 64 KiB bounds a connection to ~128 KiB per round trip: far above any token stream
     send_buffer_bytes: int = 64 * 1024
+    # the cyclic garbage collector's first threshold in a served process (collector.py: start-up objects frozen,
+    # young objects collected every this many net allocations); 0 = Python's own (700)
+    gc_threshold: int = 10_000
     card_max_age: int = 300
     # the card a request without A2A-Version gets at agent-card.json: "0.3" (the 0.3 card plus
     # supportedInterfaces, which 0.3 clients, who never send the header, need) or "1.0" (the strict 1.0 card)

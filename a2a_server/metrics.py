@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, GCCollector, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -21,6 +21,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # python_gc_*: collections per generation, what they found (a served process tunes them: collector.py)
+        GCCollector(registry=r)
         self.tasks = Counter("a2a_tasks", "Tasks by skill and final state", ["skill", "state"], registry=r)
         self.active = Gauge("a2a_tasks_active", "Tasks currently running a skill", registry=r)
         self.streams = Gauge("a2a_streams_open", "Open SSE streams", registry=r)

@@ -205,6 +205,9 @@ class Runner:
             del self._runs[run.task.id]
         if run.on_cancel is not None:  # only our own: a runner that took the task over has its own
             self.control.unwatch(run.task.id, run.on_cancel)
+            # the callback refers to the run: without it the ended run (its task, text, chunks) is freed by its
+            # reference count at once, not by a full collection of the cyclic GC later (ARCHITECTURE "Garbage")
+            run.on_cancel = None
         run.settled.set()
         if run.meter is not None:
             run.meter.ledger.settle(run.task.id)  # after its final event: nothing of this run is voided later

@@ -4,7 +4,9 @@ LocalControl + Runner + TaskService, with small skills written for each path of 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -477,3 +479,34 @@ async def test_a_token_whose_text_is_not_a_str_fails_its_task_with_the_reason(st
     assert done.status.state == TaskState.FAILED
     assert done.status.message is not None
     assert done.status.message.text == "TypeError: Token.text must be a str, not NoneType"
+
+
+async def test_regression_an_ended_run_is_freed_without_the_cycle_collector(stacks: list[Stack]) -> None:
+    """An ended run kept itself alive through the cancel callback it registered (run -> callback -> run), so each
+    run with its task, text and chunks waited for a full collection of the cyclic collector, which a served
+    process makes rare (collector.py). Ended by completing and by a cancel, each run must go by reference count."""
+    gate = asyncio.Event()
+
+    async def waits(ctx: SkillContext) -> AsyncIterator[SkillEvent]:
+        yield Status(TaskState.WORKING)
+        await gate.wait()
+        yield Token("done")
+
+    s = build([ScriptSkill("waits", waits), ScriptSkill("slow_with_usage", slow_with_usage)])
+    stacks.append(s)
+    await s.runner.start()
+    gc.disable()
+    try:
+        completes = await submit(s, request("waits"))
+        cancelled = await submit(s, request("slow_with_usage"))
+        await wait_until(lambda: completes in s.runner._runs and cancelled in s.runner._runs)
+        runs = [weakref.ref(s.runner._runs[completes]), weakref.ref(s.runner._runs[cancelled])]
+        assert await s.control.cancel(cancelled) is True
+        gate.set()
+        assert (await settled(s, completes)).status.state == TaskState.COMPLETED
+        assert (await settled(s, cancelled)).status.state == TaskState.CANCELED
+        async with asyncio.timeout(5):  # the runner's own frames let go within a few loop turns
+            while any(r() is not None for r in runs):
+                await asyncio.sleep(0.01)
+    finally:
+        gc.enable()
