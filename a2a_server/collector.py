@@ -3,7 +3,7 @@ embedded: the collector is the process's, not the app's).
 
 What it cost before (``bench/slow_readers.py``, 100 echo tasks of 5,000 words at once, SQLite; a ``gc.callbacks``
 probe in the server): 77 full collections in one run, 5.2 s of the server's 16 s of CPU (~70 ms a pause, which
-the streams see), 8.5 s of 20 s with 100 stalled readers. Nothing it found was garbage (685 objects in all, once an
+the streams see), 8.5 s of 20 s with 100 stalled readers. They found next to nothing (685 objects in all, once an
 ended run no longer kept itself alive, ``Runner._end``): events live for a few milliseconds, across an await, a
 group commit or a client's write, so with the default first threshold (700 net new objects, ~0.1 ms of this
 work) nearly every one outlives two young collections, is promoted to the oldest generation, and the growth
@@ -15,8 +15,9 @@ and schemas included.
 - a first threshold of ``young`` (``Settings.gc_threshold``, 10,000 by default): a young collection walks more
   objects, but most of them have died by then. Same run: 4 full collections, 0.1 s; server CPU 16 → 12 s.
 
-What is left for the collector is cycles that are garbage (a cancelled request's exceptions and their frames):
-they wait for up to ``young`` net new objects instead of 700 before a young collection frees them.
+What is left for the collector is cycles that are garbage (each SSE response's end and each cancelled request
+leave exceptions with their frames): they wait for up to ``young`` net new objects instead of 700 before a young
+collection frees them.
 """
 
 from __future__ import annotations
