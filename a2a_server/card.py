@@ -58,14 +58,17 @@ def _skill(card: SkillCard) -> JSON:
     return out
 
 
-def build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None, secured: bool = False) -> JSON:
+def build(
+    static: JSON, skills: SkillRegistry, base_url: str, version: str | None, secured: bool = False, push: bool = True
+) -> JSON:
     """The card for ``version`` ("1.0", an older "0.x", or None for the compat card) served at ``base_url``;
-    ``secured``: API keys are on (the card says how to present one, see ``_secure``)."""
-    card = _build(static, skills, base_url, version)
+    ``secured``: API keys are on (the card says how to present one, see ``_secure``); ``push``: the store keeps
+    push configs (a Redis store does not yet, and every push method answers -32003: the card must not promise it)."""
+    card = _build(static, skills, base_url, version, push)
     return _secure(card, version == "1.0") if secured else card
 
 
-def _build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None) -> JSON:
+def _build(static: JSON, skills: SkillRegistry, base_url: str, version: str | None, push: bool) -> JSON:
     rpc_url = base_url.rstrip("/") + "/a2a"
     rest_url = base_url.rstrip("/") + REST_BASE
     skills_json = [_skill(s.card()) for s in skills]
@@ -77,7 +80,7 @@ def _build(static: JSON, skills: SkillRegistry, base_url: str, version: str | No
     card: JSON = {
         **{k: v for k, v in static.items() if k not in ("skills", "capabilities")},
         "supportedInterfaces": interfaces,
-        "capabilities": {"streaming": True, "pushNotifications": True, "extendedAgentCard": False},
+        "capabilities": {"streaming": True, "pushNotifications": push, "extendedAgentCard": False},
         "skills": skills_json,
     }
     extensions = card_entries(skills)  # the token-billing extension (issue 12)
@@ -86,7 +89,7 @@ def _build(static: JSON, skills: SkillRegistry, base_url: str, version: str | No
         return card
     if version is not None:
         del card["supportedInterfaces"]
-    card["capabilities"] = {"streaming": True, "pushNotifications": True, "stateTransitionHistory": True}
+    card["capabilities"] = {"streaming": True, "pushNotifications": push, "stateTransitionHistory": True}
     card["capabilities"]["extensions"] = extensions
     card.update(
         {

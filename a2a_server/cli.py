@@ -135,11 +135,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _card(settings: Settings, version: str | None) -> int:
     from a2a_server import card
+    from a2a_server.backends.redis_conn import is_redis_url
     from a2a_server.skill import SkillRegistry, load_skill
 
     registry = SkillRegistry(load_skill(name) for name in settings.skills)
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    print(json.dumps(card.build(card.load_static(settings.card_file), registry, base, version), indent=2))
+    static = card.load_static(settings.card_file)
+    # as the server on this store would say it (a Redis store keeps no push configs yet)
+    print(json.dumps(card.build(static, registry, base, version, push=not is_redis_url(settings.store)), indent=2))
     return 0
 
 

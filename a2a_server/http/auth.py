@@ -68,7 +68,7 @@ def caller(request: Request) -> dict[str, Any]:
     base = state.settings.public_url or str(request.base_url)
 
     def extended(version: str) -> dict[str, Any]:
-        return card.build(state.static_card, state.skills, base, version, secured=True)
+        return card.build(state.static_card, state.skills, base, version, secured=True, push=state.pushes)
 
     return {"owner": principal.name, "admin": principal.admin, "card": extended}
 

@@ -39,6 +39,12 @@ class AppState:
     rate: Rate | None = None
 
 
+    @property
+    def pushes(self) -> bool:
+        """The backend keeps push configs (the card says so only then)."""
+        return self.service.push.store is not None
+
+
 def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.a2a
     return state

@@ -23,7 +23,8 @@ async def agent_card(request: Request) -> Response:
     if version is None and request.url.path.endswith("agent-card.json") and state.settings.card_default == "1.0":
         version = "1.0"  # the operator's choice for header-less requests (agent.json stays the 0.x card)
     base_url = state.settings.public_url or str(request.base_url)
-    body = dumps(card.build(state.static_card, state.skills, base_url, version, secured=state.keyring is not None))
+    secured = state.keyring is not None
+    body = dumps(card.build(state.static_card, state.skills, base_url, version, secured=secured, push=state.pushes))
     etag = 'W/"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,

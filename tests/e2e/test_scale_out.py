@@ -292,3 +292,18 @@ def test_a2a_events_on_b_carries_the_tasks_sent_through_a_in_the_global_order(cl
     resumed = read(cluster.a.url, finished(second), last=cursors[2])  # resume on the other replica
     assert [c for c, _ in resumed] == cursors[3:]
     assert_alive(cluster)
+
+
+def test_regression_the_card_on_redis_does_not_promise_push_notifications(cluster: Cluster) -> None:
+    """The card said ``pushNotifications: true`` on a Redis store, whose push methods all answer -32003 (it keeps
+    no push configs yet): a client that trusted the card failed at its first push call. Every generation's card
+    says false there now (true on SQLite and memory: tests/e2e/test_schemas.py)."""
+    for version in ("1.0", "0.3", None):
+        headers = {"A2A-Version": version} if version else {}
+        body = httpx.get(cluster.a.url + "/.well-known/agent-card.json", headers=headers, timeout=10).json()
+        assert body["capabilities"]["pushNotifications"] is False, (version, body["capabilities"])
+    message = {"messageId": "m-push", "role": "user", "parts": [{"kind": "text", "text": "hi"}]}
+    sent = httpx.post(cluster.a.url + "/a2a", json=rpc("message/send", {"message": message}), timeout=30).json()
+    params = {"taskId": sent["result"]["id"], "pushNotificationConfig": {"url": "http://127.0.0.1:9/hook"}}
+    answer = httpx.post(cluster.a.url + "/a2a", json=rpc("tasks/pushNotificationConfig/set", params), timeout=10)
+    assert answer.json()["error"]["code"] == -32003, answer.text  # what the card now says
