@@ -18,11 +18,12 @@ client that does not read holds about that much, wherever it is behind.
 from __future__ import annotations
 
 import builtins
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from types import TracebackType
 from typing import Protocol
 
-from a2a_server.backends.bus import EventBus, Subscription
+from a2a_server.backends.bus import EventBus, Subscription, take_front
 from a2a_server.backends.weight import EVENT_OVERHEAD
 from a2a_server.model import LoggedEvent, Task
 from a2a_server.ports import EventFilter, GlobalEvent
@@ -57,20 +58,22 @@ def page_events(byte_limit: int) -> int:
 
 
 def slices(events: list[LoggedEvent], weigh: Callable[[LoggedEvent], int], limit: int) -> list[list[LoggedEvent]]:
-    """``events`` cut into runs of at most ``limit`` estimated bytes (at least one event each)."""
+    """``events`` cut into runs of at most ``limit`` estimated bytes (at least one event each), as the bus hands
+    out its batches (``take_front``)."""
+    buffer, sizes = deque(events), deque(map(weigh, events))
     out: list[list[LoggedEvent]] = []
-    run: list[LoggedEvent] = []
-    taken = 0
-    for logged in events:
-        size = weigh(logged)
-        if run and taken + size > limit:
-            out.append(run)
-            run, taken = [], 0
-        run.append(logged)
-        taken += size
-    if run:
-        out.append(run)
+    while buffer:
+        out.append(take_front(buffer, sizes, limit)[0])
     return out
+
+
+def through_settling(events: list[LoggedEvent]) -> tuple[list[LoggedEvent], bool]:
+    """``events`` up to and including the first settling one, and whether there was one: a follower ends there
+    (every backend's followers, live or catching up)."""
+    for i, logged in enumerate(events):
+        if logged.event.settles:
+            return events[: i + 1], True
+    return events, False
 
 
 class LocalFollow:
@@ -105,10 +108,8 @@ class LocalFollow:
                     self._sub.close()
                 if not replay:
                     # a catch-up ends where a live follower would have: at the first settling event
-                    for i, logged in enumerate(page):
-                        if logged.event.settles:
-                            page, full = page[: i + 1], False
-                            break
+                    page, settled = through_settling(page)
+                    full = full and not settled
                 for run in slices(page, self._bus.weigh, self._bus.byte_limit):
                     yield run
                     last = run[-1].id
@@ -123,11 +124,10 @@ class LocalFollow:
                     return  # the caller has seen the settling event already; nothing more will come
                 from_log = False
             while (batch := await self._sub.next_batch()) is not None:
-                fresh = [le for le in batch if le.id > last]
-                for i, logged in enumerate(fresh):
-                    if logged.event.settles:
-                        yield fresh[: i + 1]
-                        return
+                fresh, settled = through_settling([le for le in batch if le.id > last])
+                if settled:
+                    yield fresh
+                    return
                 if fresh:
                     yield fresh
                     last = fresh[-1].id

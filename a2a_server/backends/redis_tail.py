@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from a2a_server.backends.bus import DEFAULT_BYTE_LIMIT, take_front
-from a2a_server.backends.follow import page_events, settled_at
+from a2a_server.backends.follow import page_events, settled_at, through_settling
 from a2a_server.backends.redis_conn import UNAVAILABLE, Client, dedicated_client
 from a2a_server.backends.sqlite_schema import KINDS
 from a2a_server.model import LoggedEvent, Task, TaskState, new_id
@@ -83,8 +83,9 @@ class _Sub:
         if not fresh:
             return True
         sizes = [entry_bytes(f) for _, f in fresh]
+        total = sum(sizes)
         if not self.waiting:
-            self.busy_bytes += sum(sizes)
+            self.busy_bytes += total
         if len(self.buffer) + len(fresh) > self.limit or self.busy_bytes > self.byte_limit:
             self.dropped = True
             self.buffer.clear()
@@ -94,7 +95,7 @@ class _Sub:
             return False
         self.buffer.extend(fresh)
         self.sizes.extend(sizes)
-        self.buffered_bytes += sum(sizes)
+        self.buffered_bytes += total
         self.position = fresh[-1][0]
         self.wakeup.set()
         return True
@@ -249,10 +250,8 @@ class RedisFollow:
                     self._snapshot = snap or self._snapshot
                     full = len(page) == self._page
                     if not replay:  # a catch-up ends where a live follower would have: at the first settling event
-                        for i, logged in enumerate(page):
-                            if logged.event.settles:
-                                page, full = page[: i + 1], False
-                                break
+                        page, settled = through_settling(page)
+                        full = full and not settled
                     if page:
                         yield page
                         newest, last = page[-1], page[-1].id
